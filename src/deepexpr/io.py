@@ -73,3 +73,9 @@ def _replace_nan(obj):
 
 def read_json(path: str | os.PathLike):
     return json.loads(Path(path).read_text())
+
+
+def write_h5ad(adata, path: str | os.PathLike) -> None:
+    """Write an AnnData file atomically (compressed)."""
+    with atomic_path(path) as tmp:
+        adata.write_h5ad(tmp, compression="gzip")

@@ -1,0 +1,40 @@
+# Differential expression: pyDESeq2 and the NB-VAE's generative DE, one table per contrast.
+
+
+rule deseq2:
+    input:
+        adata="results/{dataset}/data/prepared.h5ad",
+    output:
+        table="results/{dataset}/de/{contrast}/deseq2.tsv",
+    params:
+        contrast=contrast_of,
+    log:
+        "logs/{dataset}/deseq2/{contrast}.log",
+    benchmark:
+        "benchmarks/{dataset}/deseq2/{contrast}.tsv"
+    conda:
+        "../envs/deseq2.yaml"
+    threads: config["threads"]
+    script:
+        "../workflow_scripts/deseq2.py"
+
+
+rule generative_de:
+    input:
+        adata="results/{dataset}/data/prepared.h5ad",
+        models=nbvae_models,
+    output:
+        table="results/{dataset}/de/{contrast}/{mode}/generative.tsv",
+    params:
+        contrast=contrast_of,
+        settings=lambda wildcards: nbvae_settings(wildcards.dataset),
+        device=config["device"],
+    log:
+        "logs/{dataset}/generative_de/{contrast}_{mode}.log",
+    benchmark:
+        "benchmarks/{dataset}/generative_de/{contrast}_{mode}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    threads: config["threads"]
+    script:
+        "../workflow_scripts/generative_de.py"
