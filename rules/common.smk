@@ -120,7 +120,9 @@ def nbvae_runs(wildcards, name):
 
 
 def enrich_methods(dataset):
-    return ["deseq2"] + [f"generative_{mode}" for mode in nbvae_settings(dataset)["modes"]]
+    return ["deseq2"] + [
+        f"generative_{mode}" for mode in nbvae_settings(dataset)["modes"]
+    ]
 
 
 def contrast_of(wildcards):
@@ -165,3 +167,31 @@ def dataset_targets(dataset):
         analysis=["ora_up", "ora_down", "prerank"],
     )
     return targets
+
+
+def download_entry(wildcards):
+    entry = downloads(wildcards.dataset).get(wildcards.file)
+    if entry is None:
+        raise ValueError(
+            f"config datasets.{wildcards.dataset}: no URL source is named {wildcards.file!r}"
+        )
+    return entry
+
+
+def expected_sha256(wildcards):
+    """The pinned checksum, or for an unpinned file the one the download recorded."""
+    pinned = download_entry(wildcards)["sha256"]
+    if pinned:
+        return pinned
+    record = Path(f"resources/downloads/{wildcards.dataset}/{wildcards.file}.sha256")
+    return record.read_text().split()[0]
+
+
+def enrich_inputs(wildcards):
+    collection = collections(wildcards.dataset)[wildcards.collection]
+    base = f"{RESULTS}/{wildcards.dataset}/de/{wildcards.contrast}"
+    if wildcards.method == "deseq2":
+        table = f"{base}/deseq2.tsv"
+    else:
+        table = f"{base}/{wildcards.method.removeprefix('generative_')}/generative.tsv"
+    return {"table": table, "gmt": collection["path"]}

@@ -6,8 +6,6 @@ rule deseq2:
         adata="results/{dataset}/data/prepared.h5ad",
     output:
         table="results/{dataset}/de/{contrast}/deseq2.tsv",
-    params:
-        contrast=contrast_of,
     log:
         "logs/{dataset}/deseq2/{contrast}.log",
     benchmark:
@@ -15,6 +13,8 @@ rule deseq2:
     conda:
         "../envs/deseq2.yaml"
     threads: config["threads"]
+    params:
+        contrast=contrast_of,
     script:
         "../workflow_scripts/deseq2.py"
 
@@ -25,10 +25,6 @@ rule generative_de:
         models=nbvae_models,
     output:
         table="results/{dataset}/de/{contrast}/{mode}/generative.tsv",
-    params:
-        contrast=contrast_of,
-        settings=lambda wildcards: nbvae_settings(wildcards.dataset),
-        device=config["device"],
     log:
         "logs/{dataset}/generative_de/{contrast}_{mode}.log",
     benchmark:
@@ -36,5 +32,9 @@ rule generative_de:
     conda:
         "../envs/torch.yaml"
     threads: config["threads"]
+    params:
+        contrast=contrast_of,
+        settings=lambda wildcards: nbvae_settings(wildcards.dataset),
+        device=config["device"],
     script:
         "../workflow_scripts/generative_de.py"

@@ -9,14 +9,14 @@ rule compare_de:
     output:
         comparison="results/{dataset}/de/{contrast}/{mode}/comparison.tsv",
         summary="results/{dataset}/de/{contrast}/{mode}/summary.json",
-    params:
-        contrast=contrast_of,
-        settings=lambda wildcards: nbvae_settings(wildcards.dataset),
     log:
         "logs/{dataset}/compare_de/{contrast}_{mode}.log",
     conda:
         "../envs/core.yaml"
     threads: 1
+    params:
+        contrast=contrast_of,
+        settings=lambda wildcards: nbvae_settings(wildcards.dataset),
     script:
         "../workflow_scripts/compare_de.py"
 

@@ -58,13 +58,13 @@ rule figure_deseq2_volcano:
             category="{dataset}",
             subcategory="{contrast}",
         ),
-    params:
-        contrast=contrast_of,
     log:
         "logs/{dataset}/figures/{contrast}_deseq2_volcano.log",
     conda:
         "../envs/core.yaml"
     threads: 1
+    params:
+        contrast=contrast_of,
     script:
         "../workflow_scripts/figure_deseq2_volcano.py"
 
@@ -89,13 +89,13 @@ rule figure_de_comparison:
                 "credible_intervals",
             ]
         },
-    params:
-        contrast=contrast_of,
     log:
         "logs/{dataset}/figures/{contrast}_{mode}_de_comparison.log",
     conda:
         "../envs/core.yaml"
     threads: 1
+    params:
+        contrast=contrast_of,
     script:
         "../workflow_scripts/figure_de_comparison.py"
 
@@ -117,13 +117,13 @@ rule figure_truth_curves:
             category="{dataset}",
             subcategory="{contrast}",
         ),
-    params:
-        contrast=contrast_of,
     log:
         "logs/{dataset}/figures/{contrast}_{mode}_truth_curves.log",
     conda:
         "../envs/core.yaml"
     threads: 1
+    params:
+        contrast=contrast_of,
     script:
         "../workflow_scripts/figure_truth_curves.py"
 
@@ -141,13 +141,13 @@ rule figure_enrichment:
             )
             for analysis in ["ora_up", "ora_down", "prerank"]
         },
-    params:
-        contrast=contrast_of,
-        top=lambda wildcards: DATASETS[wildcards.dataset]["enrich"]["top_terms"],
     log:
         "logs/{dataset}/figures/{contrast}_enrich_{method}_{collection}.log",
     conda:
         "../envs/core.yaml"
     threads: 1
+    params:
+        contrast=contrast_of,
+        top=lambda wildcards: DATASETS[wildcards.dataset]["enrich"]["top_terms"],
     script:
         "../workflow_scripts/figure_enrichment.py"

@@ -6,13 +6,13 @@ rule prepare_bulk:
         unpack(raw_bulk_inputs),
     output:
         adata="results/{dataset}/data/prepared.h5ad",
-    params:
-        dataset=lambda wildcards: wildcards.dataset,
-        spec=lambda wildcards: DATASETS[wildcards.dataset],
     log:
         "logs/{dataset}/prepare_bulk.log",
     conda:
         "../envs/core.yaml"
     threads: 1
+    params:
+        dataset=lambda wildcards: wildcards.dataset,
+        spec=lambda wildcards: DATASETS[wildcards.dataset],
     script:
         "../workflow_scripts/prepare_bulk.py"

@@ -7,13 +7,13 @@ rule simulate_bulk:
         samples="results/{dataset}/data/raw/samples.tsv",
         genesets="results/{dataset}/data/raw/genesets.gmt",
         truth="results/{dataset}/data/truth.tsv",
-    params:
-        simulate=lambda wildcards: DATASETS[wildcards.dataset]["simulate"],
-        seed=config["seed"],
     log:
         "logs/{dataset}/simulate_bulk.log",
     conda:
         "../envs/core.yaml"
     threads: 1
+    params:
+        simulate=lambda wildcards: DATASETS[wildcards.dataset]["simulate"],
+        seed=config["seed"],
     script:
         "../workflow_scripts/simulate_bulk.py"

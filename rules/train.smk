@@ -8,9 +8,6 @@ rule train_nbvae:
         model="results/{dataset}/models/nbvae/{mode}/seed{seed}/model.pt",
         history="results/{dataset}/models/nbvae/{mode}/seed{seed}/history.tsv",
         latent="results/{dataset}/models/nbvae/{mode}/seed{seed}/latent.tsv",
-    params:
-        settings=lambda wildcards: nbvae_settings(wildcards.dataset),
-        device=config["device"],
     log:
         "logs/{dataset}/train_nbvae/{mode}_seed{seed}.log",
     benchmark:
@@ -20,5 +17,8 @@ rule train_nbvae:
     threads: config["threads"]
     resources:
         gpu=1,
+    params:
+        settings=lambda wildcards: nbvae_settings(wildcards.dataset),
+        device=config["device"],
     script:
         "../workflow_scripts/train_nbvae.py"

@@ -1,0 +1,117 @@
+"""Config schema: defaults, and errors that name the offending key."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deepexpr.config import load_schema, validate_config
+from deepexpr.errors import InputError
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = load_schema(REPO / "config" / "schema.yaml")
+
+
+def default_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def merged(base: dict, override: dict) -> dict:
+    """Deep merge like Snakemake's --configfile on top of the Snakefile's configfile."""
+    result = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+@pytest.mark.parametrize("extra", [None, "offline.yaml", "paper.yaml"])
+def test_shipped_configs_validate(extra):
+    config = default_config()
+    if extra:
+        config = merged(config, yaml.safe_load((REPO / "config" / extra).read_text()))
+    validate_config(config, SCHEMA)
+    for dataset in config["datasets"].values():
+        assert dataset["nbvae"]["modes"], "defaults filled in nested objects"
+        assert "permutations" in dataset["enrich"]
+
+
+# Optional blocks whose presence is the setting (absent by default, said in their description).
+PRESENCE_KEYS = {"$defs.bulk_dataset.simulate", "$defs.bulk_dataset.counts", "$defs.bulk_dataset.gene_info"}
+
+
+def test_every_schema_property_has_default_and_description():
+    def walk(node, where):
+        for name, sub in node.get("properties", {}).items():
+            assert "description" in sub, f"{where}.{name} has no description"
+            required = node.get("required", [])
+            if name not in required and f"{where}.{name}" not in PRESENCE_KEYS:
+                assert "default" in sub, f"{where}.{name} has no default"
+            if f"{where}.{name}" in PRESENCE_KEYS:
+                assert "absent" in sub["description"].lower(), f"{where}.{name}: say what absence means"
+            walk(sub, f"{where}.{name}")
+        for name, sub in node.get("$defs", {}).items():
+            walk(sub, f"$defs.{name}")
+
+    walk(SCHEMA, "config")
+
+
+def test_typo_names_the_key_and_suggests():
+    config = default_config()
+    config["datasets"]["sim_bulk"]["nbvae"]["max_epoch"] = 10
+    with pytest.raises(InputError, match=r"datasets\.sim_bulk\.nbvae.*'max_epoch'.*did you mean 'max_epochs'"):
+        validate_config(config, SCHEMA)
+
+
+def test_top_level_typo():
+    config = default_config()
+    config["sed"] = 1
+    with pytest.raises(InputError, match=r"unknown key 'sed' \(did you mean 'seed'\?\)"):
+        validate_config(config, SCHEMA)
+
+
+def test_wrong_type_names_the_key():
+    config = default_config()
+    config["datasets"]["sim_bulk"]["simulate"]["n_genes"] = "many"
+    with pytest.raises(InputError, match=r"datasets\.sim_bulk\.simulate\.n_genes: expected integer"):
+        validate_config(config, SCHEMA)
+
+
+def test_bad_enum_names_the_key():
+    config = default_config()
+    config["device"] = "tpu"
+    with pytest.raises(InputError, match=r"key device: 'tpu' is not one of"):
+        validate_config(config, SCHEMA)
+
+
+def test_run_must_name_a_dataset():
+    config = default_config()
+    config["run"] = ["nope"]
+    with pytest.raises(InputError, match=r"key run: dataset 'nope' is not in datasets"):
+        validate_config(config, SCHEMA)
+
+
+def test_contrast_factor_must_be_a_design_column():
+    config = default_config()
+    config["datasets"]["sim_bulk"]["contrasts"]["luminal_vs_basal"]["factor"] = "tissue"
+    with pytest.raises(InputError, match=r"contrasts\.luminal_vs_basal: column 'tissue' is not a design column"):
+        validate_config(config, SCHEMA)
+
+
+def test_real_dataset_needs_counts():
+    config = default_config()
+    del config["datasets"]["gse60450"]["counts"]
+    with pytest.raises(InputError, match=r"datasets\.gse60450\.counts: required"):
+        validate_config(config, SCHEMA)
+
+
+def test_bad_checksum_format_rejected():
+    config = default_config()
+    config["datasets"]["gse60450"]["counts"]["sha256"] = "abc"
+    with pytest.raises(InputError, match=r"datasets\.gse60450\.counts\.sha256"):
+        validate_config(config, SCHEMA)

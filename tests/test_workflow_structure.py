@@ -1,0 +1,130 @@
+"""Static checks of the workflow: rule shape, lint, formatting, dry runs of every shipped config."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import (
+    ConfigSettings,
+    DeploymentSettings,
+    ResourceSettings,
+    StorageSettings,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture(scope="module")
+def rules():
+    with SnakemakeApi() as api:
+        workflow = api.workflow(
+            snakefile=REPO / "Snakefile",
+            workdir=REPO,
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(),
+            storage_settings=StorageSettings(),
+            deployment_settings=DeploymentSettings(),
+        )
+        return {rule.name: rule for rule in workflow._workflow.rules}
+
+
+def code_rules(rules):
+    return {name: rule for name, rule in rules.items() if rule.script or rule.shellcmd or rule.is_run}
+
+
+def rule_blocks() -> dict[str, str]:
+    """Text of each named rule in rules/*.smk."""
+    blocks = {}
+    for smk in sorted((REPO / "rules").glob("*.smk")):
+        parts = re.split(r"^rule (\w+):\n", smk.read_text(), flags=re.M)
+        blocks.update(dict(zip(parts[1::2], parts[2::2])))
+    return blocks
+
+
+def test_every_code_rule_has_log_conda_and_threads(rules):
+    blocks = rule_blocks()
+    for name, rule in code_rules(rules).items():
+        assert rule.log, f"rule {name} has no log:"
+        assert rule.conda_env, f"rule {name} has no conda:"
+        assert re.search(r"^\s+threads:", blocks[name], flags=re.M), f"rule {name} has no threads:"
+
+
+def test_training_rules_request_a_gpu(rules):
+    training = [name for name in rules if name.startswith("train_")]
+    assert training, "no training rules found"
+    for name in training:
+        assert rules[name].resources.get("gpu") == 1, f"rule {name} must carry resources: gpu=1"
+        assert rules[name].benchmark, f"rule {name} must have benchmark:"
+
+
+def test_heavy_rules_have_benchmarks(rules):
+    for name in ["deseq2", "generative_de", "enrich"]:
+        assert rules[name].benchmark, f"rule {name} must have benchmark:"
+
+
+def test_one_target_rule_per_dataset(rules):
+    for dataset in ["sim_bulk", "gse60450"]:
+        assert dataset in rules, f"no target rule named {dataset}"
+    assert "all" in rules
+
+
+def test_scripts_are_thin():
+    for script in (REPO / "workflow_scripts").glob("*.py"):
+        lines = [line for line in script.read_text().splitlines() if line.strip()]
+        assert len(lines) <= 40, f"{script.name} has {len(lines)} lines; move logic into src/deepexpr"
+        assert "def " not in script.read_text(), f"{script.name} defines functions; move them into src/deepexpr"
+
+
+def run(*args, cwd=REPO, timeout=300):
+    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_lint_prints_nothing():
+    result = run(str(BIN / "snakemake"), "--lint")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+def test_snakefmt_check_passes():
+    result = run(str(BIN / "snakefmt"), "--check", ".")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--configfile", "config/offline.yaml"], ["--configfile", "config/paper.yaml"]],
+    ids=["default", "offline", "paper"],
+)
+def test_dry_run(extra):
+    result = run(str(BIN / "snakemake"), "-n", "--cores", "2", *extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dry_run_by_dataset_name():
+    result = run(str(BIN / "snakemake"), "-n", "--cores", "2", "gse60450", "--configfile", "config/offline.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "download" not in result.stdout, "offline config must not download"
+    paper = run(str(BIN / "snakemake"), "-n", "--cores", "2", "gse60450")
+    assert paper.returncode == 0, paper.stdout + paper.stderr
+    assert "rule download" in paper.stdout or "download" in paper.stdout
+
+
+def test_config_typo_stops_the_run():
+    result = run(str(BIN / "snakemake"), "-n", "--cores", "1", "--config", "sed=3")
+    assert result.returncode != 0
+    assert "unknown key 'sed'" in result.stdout + result.stderr
+
+
+def test_readme_test_command_is_what_ci_runs():
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    commands = re.findall(r"^python3 -m venv \.venv .*$", readme, flags=re.M)
+    assert len(commands) == 2, "README quick start must have exactly two commands"
+    test_command = [c for c in commands if "pytest" in c]
+    assert test_command and test_command[0] in ci, ".ci/run must call the README's test command"
