@@ -21,9 +21,9 @@ include: "rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         [dataset_targets(name) for name in config["run"]],
-    default_target: True
     localrule: True
 
 
