@@ -103,7 +103,6 @@ rule figure_de_comparison:
 rule figure_truth_curves:
     input:
         comparison="results/{dataset}/de/{contrast}/{mode}/comparison.tsv",
-        deseq2="results/{dataset}/de/{contrast}/deseq2.tsv",
     output:
         roc=report(
             "results/{dataset}/figures/{contrast}/{mode}_roc.png",
