@@ -9,4 +9,4 @@ from deepexpr.workflow import rule_log
 
 with rule_log(snakemake.log[0]) as log:
     digest = fetch(snakemake.params.url, snakemake.output.file, sha256=snakemake.params.sha256, log=log)
-    record_checksum(snakemake.output.file, digest, snakemake.params.url, snakemake.output.checksum)
+    record_checksum(snakemake.output.file, digest, snakemake.output.checksum)
