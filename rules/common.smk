@@ -57,12 +57,21 @@ def downloads(dataset):
     }
 
 
+def local_path(path):
+    """A configured local path: relative to the working directory, or else to the workflow
+    (so the shipped resources/ are found when running from another directory)."""
+    if Path(path).is_absolute() or Path(path).exists():
+        return path
+    shipped = Path(workflow.basedir) / path
+    return str(shipped) if shipped.exists() else path
+
+
 def source_path(dataset, key):
     """Local path of an external file: its download target, or the configured local path."""
     entry = file_sources(dataset)[key]
     if is_url(entry["source"]):
         return f"resources/downloads/{dataset}/{download_name(key, entry['source'])}"
-    return resolve_local(entry["source"], config["shared_data"])
+    return local_path(resolve_local(entry["source"], config["shared_data"]))
 
 
 def raw_bulk_inputs(wildcards):
@@ -72,7 +81,7 @@ def raw_bulk_inputs(wildcards):
     spec = DATASETS[wildcards.dataset]
     inputs = {
         "counts": source_path(wildcards.dataset, "counts"),
-        "samples": spec["sample_sheet"],
+        "samples": local_path(spec["sample_sheet"]),
     }
     if "gene_info" in spec:
         inputs["gene_info"] = source_path(wildcards.dataset, "gene_info")

@@ -1,0 +1,113 @@
+"""Bulk simulator: shapes, determinism, truth consistency, files readable by the bulk readers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepexpr.data.bulk import build_bulk_adata, match_samples, read_genewise_counts, read_sample_sheet
+from deepexpr.data.simulate_bulk import simulate_bulk, write_simulation
+from deepexpr.errors import InputError
+from deepexpr.io import read_table
+
+LFC_COLUMNS = ["lfc__cell_type__luminal", "lfc__status__pregnant", "lfc__status__lactate"]
+
+
+@pytest.fixture(scope="module")
+def simulation():
+    return simulate_bulk(n_genes=1500, seed=7)
+
+
+def test_shapes_and_layout(simulation):
+    counts, samples, truth, gene_sets = simulation
+    assert counts.shape == (1500, 13) and counts.columns[0] == "Length"
+    assert list(counts.columns[1:]) == list(samples["count_column"])
+    assert list(samples.columns) == ["sample", "count_column", "cell_type", "status"]
+    assert list(samples["sample"][:3]) == ["S01", "S02", "S03"] and samples["count_column"][0] == "SIM-S01"
+    assert samples.groupby(["cell_type", "status"]).size().eq(2).all() and len(samples) == 12
+    assert list(truth.columns) == ["gene_id", "base_mean", "dispersion", *LFC_COLUMNS]
+    assert list(truth["gene_id"]) == list(counts.index) and counts.index[0] == "g0001"
+    assert (counts.drop(columns="Length").to_numpy() >= 0).all()
+    assert {"MODULE_CELL_TYPE_LUMINAL_UP_1", "MODULE_STATUS_LACTATE_DOWN_2", "MODULE_NULL_6"} <= set(gene_sets)
+    assert all(15 <= len(genes) <= 150 for genes in gene_sets.values())
+
+
+def test_seed_reproducible_and_seed_sensitive(simulation):
+    again = simulate_bulk(n_genes=1500, seed=7)
+    other = simulate_bulk(n_genes=1500, seed=8)
+    pd.testing.assert_frame_equal(simulation.counts, again.counts)
+    pd.testing.assert_frame_equal(simulation.truth, again.truth)
+    assert simulation.gene_sets == again.gene_sets
+    assert not simulation.counts.equals(other.counts)
+
+
+def test_truth_effects_in_range_and_exactly_zero_elsewhere(simulation):
+    truth = simulation.truth
+    for column, fraction in zip(LFC_COLUMNS, [0.15, 0.08, 0.08]):
+        lfc = truth[column].to_numpy()
+        de = lfc != 0
+        assert de.sum() == round(fraction * 1500)
+        assert ((np.abs(lfc[de]) >= 1.0) & (np.abs(lfc[de]) <= 3.0)).all()
+        assert 0.3 < (lfc[de] > 0).mean() < 0.7  # random sign
+    assert (truth["dispersion"] > 0).all() and (truth["base_mean"] > 0).all()
+
+
+def test_counts_follow_the_planted_effects(simulation):
+    counts, samples, truth, _ = simulation
+    values = counts.drop(columns="Length")
+    luminal = (samples["cell_type"] == "luminal").to_numpy()
+    expressed = truth["base_mean"].to_numpy() > 50
+    normalised = values / values.sum(axis=0) * 1e6
+    observed = np.log2((normalised.loc[:, luminal].mean(axis=1) + 1) / (normalised.loc[:, ~luminal].mean(axis=1) + 1))
+    true_lfc = truth["lfc__cell_type__luminal"].to_numpy()
+    assert np.corrcoef(observed[expressed], true_lfc[expressed])[0, 1] > 0.8
+
+
+def test_planted_modules_overlap_their_de_direction(simulation):
+    truth = simulation.truth.set_index("gene_id")
+    lactate = truth["lfc__status__lactate"]
+    for name, genes in simulation.gene_sets.items():
+        share_up = (lactate[genes] > 0).mean()
+        if name.startswith("MODULE_STATUS_LACTATE_UP"):
+            assert share_up >= 0.55
+        if name.startswith("MODULE_NULL"):
+            assert share_up < 0.2
+
+
+def test_tiny_simulation_caps_module_sizes():
+    tiny = simulate_bulk(n_genes=40, seed=1)
+    assert all(len(genes) == len(set(genes)) <= 40 for genes in tiny.gene_sets.values())
+
+
+def test_de_fraction_must_cover_every_factor():
+    with pytest.raises(InputError, match=r"simulate.de_fraction.*\['batch'\]"):
+        simulate_bulk(n_genes=100, design={"batch": ["a", "b"]}, de_fraction={"cell_type": 0.1})
+
+
+def test_written_files_read_back_through_the_bulk_readers(tmp_path):
+    simulation = simulate_bulk(
+        n_genes=300,
+        design={"condition": ["control", "treated"]},
+        n_replicates=3,
+        de_fraction={"condition": 0.2},
+        seed=3,
+    )
+    paths = {name: tmp_path / "raw" / name for name in ("counts.tsv.gz", "samples.tsv", "genesets.gmt")}
+    truth_path = tmp_path / "truth.tsv"
+    write_simulation(simulation, paths["counts.tsv.gz"], paths["samples.tsv"], truth_path, paths["genesets.gmt"])
+
+    counts, lengths = read_genewise_counts(paths["counts.tsv.gz"], gene_id_column="gene_id")
+    sheet = read_sample_sheet(paths["samples.tsv"], design_columns=["condition"])
+    matched = match_samples(counts, sheet, paths["counts.tsv.gz"], paths["samples.tsv"])
+    adata = build_bulk_adata(matched, sheet, ["condition"], lengths=lengths, dataset="sim")
+    assert adata.n_obs == 6 and adata.n_vars <= 300
+    np.testing.assert_array_equal(
+        adata.layers["counts"], simulation.counts.loc[adata.var_names].drop(columns="Length").to_numpy().T
+    )
+    pd.testing.assert_frame_equal(read_table(truth_path, dtype={"gene_id": str}), simulation.truth)
+
+    gmt = [line.split("\t") for line in paths["genesets.gmt"].read_text().splitlines()]
+    assert {row[0]: row[2:] for row in gmt} == simulation.gene_sets
+    assert all(row[1].startswith(("planted module", "null module")) for row in gmt)
+    assert not list(tmp_path.rglob("*.part"))
