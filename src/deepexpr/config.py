@@ -7,6 +7,7 @@ the run before any job starts.
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 
 import jsonschema
@@ -118,8 +119,10 @@ def _check_cross_fields(config: dict) -> None:
 
 
 def design_terms(design: str) -> list[str]:
-    """Terms of an additive design formula such as ``"~cell_type + status"``."""
-    return [term.strip() for term in design.strip().lstrip("~").split("+") if term.strip()]
+    """Variables of a formula like ``"~cell_type + status"`` (``a:b``, ``a*b`` split)."""
+    right = design.strip().removeprefix("~")
+    terms = [t.strip() for t in re.split(r"[+*:]", right)]
+    return [t for t in terms if t and t not in ("0", "1")]
 
 
 def is_url(source: str) -> bool:

@@ -20,7 +20,8 @@ from pydeseq2.default_inference import DefaultInference
 from pydeseq2.ds import DeseqStats
 from threadpoolctl import threadpool_limits
 
-from deepexpr.data.bulk import design_terms, validate_contrast
+from deepexpr.config import design_terms
+from deepexpr.data.bulk import validate_contrast
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ rejected by the first rule that reads it instead of failing deep in a model.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping, Sequence
 
 import anndata as ad
@@ -16,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from deepexpr import __version__
+from deepexpr.config import design_terms
 from deepexpr.errors import InputError
 
 PathLike = str | os.PathLike
@@ -250,13 +250,6 @@ def build_bulk_adata(
         "package_version": __version__,
     }
     return adata
-
-
-def design_terms(design: str) -> list[str]:
-    """Variables of a formula like ``"~cell_type + status"`` (``a:b``, ``a*b`` split)."""
-    right = design.strip().removeprefix("~")
-    terms = [t.strip() for t in re.split(r"[+*:]", right)]
-    return [t for t in terms if t and t not in ("0", "1")]
 
 
 def validate_contrast(contrast: Mapping, obs: pd.DataFrame, source: str = "config") -> pd.DataFrame:
