@@ -1,0 +1,288 @@
+"""NB-VAE: input checks, mode switches, training, generative DE, persistence, seed pooling."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from deepexpr.errors import InputError
+from deepexpr.models.nbvae import (
+    DE_COLUMNS,
+    NBVAE,
+    adaptive_shrinkage,
+    combine_seeds,
+    moderate_variances,
+    summarise_draws,
+)
+
+CONTRAST = {
+    "name": "lum_vs_bas",
+    "design": "~cell_type",
+    "factor": "cell_type",
+    "test": "luminal",
+    "reference": "basal",
+}
+N_STRONG = 10  # genes 0..9 are DE between cell types with |log2FC| = 3; the rest are null
+
+
+def tiny_bulk(n_genes: int = 200, seed: int = 0) -> ad.AnnData:
+    """12 samples (2 cell types x 3 states x 2 replicates), NB counts, known cell-type DE."""
+    rng = np.random.default_rng(seed)
+    obs = pd.DataFrame(
+        [(c, s) for c in ("basal", "luminal") for s in ("virgin", "pregnant", "lactate") for _ in range(2)],
+        columns=["cell_type", "status"],
+        index=[f"S{i:02d}" for i in range(12)],
+    )
+    base = np.exp(rng.normal(np.log(300), 1.0, n_genes))
+    log2_effect = np.zeros(n_genes)
+    log2_effect[:N_STRONG] = np.where(np.arange(N_STRONG) % 2 == 0, 3.0, -3.0)
+    size_factors = np.exp(rng.normal(0, 0.2, 12))
+    luminal = (obs["cell_type"] == "luminal").to_numpy()
+    mean = base * 2.0 ** (luminal[:, None] * log2_effect) * size_factors[:, None]
+    alpha = 0.05
+    counts = rng.negative_binomial(1 / alpha, 1 / (1 + mean * alpha)).astype(np.int64)
+    for column in obs.columns:
+        obs[column] = pd.Categorical(obs[column])
+    obs["size_factor"] = size_factors
+    genes = pd.Index([f"g{i:03d}" for i in range(n_genes)], name="gene_id")
+    adata = ad.AnnData(
+        X=np.log2(counts / size_factors[:, None] + 1),
+        obs=obs,
+        var=pd.DataFrame({"symbol": genes.str.upper()}, index=genes),
+    )
+    adata.layers["counts"] = counts
+    return adata
+
+
+@pytest.fixture(scope="module")
+def bulk() -> ad.AnnData:
+    adata = tiny_bulk()
+    NBVAE.setup_anndata(adata)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def trained(bulk) -> NBVAE:
+    model = NBVAE(bulk, mode="corrected", seed=0)
+    model.train(max_epochs=400, device="cpu")
+    return model
+
+
+# ------------------------------------------------------------------ input checks
+def test_setup_rejects_non_integer_counts_naming_the_layer():
+    adata = tiny_bulk(20)
+    adata.layers["counts"] = adata.layers["counts"] + 0.5
+    with pytest.raises(InputError, match=r"layers\['counts'\].*non-integer"):
+        NBVAE.setup_anndata(adata)
+
+
+def test_setup_rejects_negative_counts():
+    adata = tiny_bulk(20)
+    adata.layers["counts"][0, 0] = -1
+    with pytest.raises(InputError, match=r"layers\['counts'\].*negative"):
+        NBVAE.setup_anndata(adata)
+
+
+def test_setup_requires_size_factors_and_named_layer():
+    adata = tiny_bulk(20)
+    with pytest.raises(InputError, match=r"obs\['sf'\].*not found"):
+        NBVAE.setup_anndata(adata, size_factor_key="sf")
+    with pytest.raises(InputError, match=r"layers\['raw'\].*not found"):
+        NBVAE.setup_anndata(adata, layer="raw")
+    adata.obs["size_factor"] = 0.0
+    with pytest.raises(InputError, match=r"obs\['size_factor'\].*> 0"):
+        NBVAE.setup_anndata(adata)
+
+
+def test_model_requires_setup():
+    with pytest.raises(InputError, match="setup_anndata"):
+        NBVAE(tiny_bulk(20))
+
+
+# ----------------------------------------------------------------------- switches
+def test_mode_sets_switch_defaults_and_dispersion_shapes(bulk):
+    faithful = NBVAE(bulk, mode="faithful")
+    corrected = NBVAE(bulk, mode="corrected")
+    assert faithful.config["dispersion"] == "global" and corrected.config["dispersion"] == "gene"
+    assert faithful.module.log_theta.numel() == 1 and not faithful.module.log_theta.requires_grad
+    assert corrected.module.log_theta.numel() == bulk.n_vars and corrected.module.log_theta.requires_grad
+    np.testing.assert_allclose(faithful.get_dispersion(), 10.0, rtol=1e-6)
+    # one switch can be flipped alone
+    mixed = NBVAE(bulk, mode="faithful", dispersion="gene")
+    assert mixed.module.log_theta.numel() == bulk.n_vars and mixed.config["kl"] == "faithful_mean"
+
+
+def test_deseq2_dispersions_are_plugged_in(bulk):
+    alpha = pd.Series(np.linspace(0.01, 0.5, bulk.n_vars), index=bulk.var_names)
+    model = NBVAE(bulk, dispersion="deseq2", dispersion_values=alpha)
+    np.testing.assert_allclose(model.get_dispersion().to_numpy(), 1 / alpha.to_numpy(), rtol=1e-5)
+    assert not model.module.log_theta.requires_grad
+    with pytest.raises(InputError, match="dispersion_values"):
+        NBVAE(bulk, dispersion="deseq2")
+
+
+def test_unknown_switch_value_is_an_input_error(bulk):
+    with pytest.raises(InputError, match="kl: expected one of"):
+        NBVAE(bulk, kl="mean")
+
+
+def test_min_mean_filters_genes(bulk):
+    counts = bulk.layers["counts"]
+    model = NBVAE(bulk, min_mean=300)
+    assert list(model.genes) == list(bulk.var_names[counts.mean(axis=0) >= 300])
+    assert 0 < len(model.genes) < bulk.n_vars
+
+
+def test_faithful_and_corrected_losses_differ_as_specified(bulk):
+    faithful = NBVAE(bulk, mode="faithful", seed=1).train(max_epochs=3, device="cpu")
+    corrected = NBVAE(bulk, mode="corrected", seed=1).train(max_epochs=3, device="cpu")
+    # faithful: summed reconstruction, mean KL, fixed beta 1e-4; corrected: per-sample, warm-up
+    assert (faithful["beta"] == 1e-4).all()
+    assert corrected["beta"].tolist() == pytest.approx([0.01, 0.02, 0.03])
+    ratio = faithful["reconstruction"].iloc[0] / -faithful["elbo"].iloc[0]
+    assert ratio == pytest.approx(12, rel=0.05)
+    assert corrected["reconstruction"].iloc[0] == pytest.approx(-corrected["elbo"].iloc[0], rel=0.05)
+
+
+# ----------------------------------------------------------------------- training
+def test_history_and_convergence(trained):
+    history = trained.history
+    assert list(history.columns) == ["epoch", "loss", "reconstruction", "kl", "beta", "elbo"]
+    assert history["epoch"].tolist() == list(range(1, len(history) + 1))
+    assert trained.training_info["epochs"] == len(history) <= 400
+    assert history["loss"].iloc[-20:].mean() < history["loss"].iloc[:20].mean()
+    assert history["beta"].iloc[-1] == 1.0
+
+
+def test_fixed_stopping_runs_exactly_max_epochs(bulk):
+    history = NBVAE(bulk, mode="faithful").train(max_epochs=7, device="cpu")
+    assert len(history) == 7
+
+
+def test_latent_is_posterior_means_per_sample(trained, bulk):
+    latent = trained.get_latent()
+    assert list(latent.columns) == ["z1", "z2"] and list(latent.index) == list(bulk.obs_names)
+    # cell types separate in the latent space
+    groups = latent.groupby(bulk.obs["cell_type"].to_numpy()).mean()
+    assert np.linalg.norm(groups.loc["luminal"] - groups.loc["basal"]) > latent.std().max()
+
+
+# --------------------------------------------------------------- generative DE
+def test_corrected_de_table_and_calibration(trained):
+    # delta below the null genes' estimation noise (sd ~0.2), so only the replicate-level error
+    # in the posterior keeps them uncalled (without it 13 % of them are called)
+    table = trained.differential_expression(CONTRAST, n_samples=100, delta=0.25)
+    assert list(table.columns) == DE_COLUMNS
+    assert len(table) == trained.adata.n_vars
+    assert (table["lfc_q05"] <= table["lfc_q95"]).all() and (table["lfc_sd"] >= 0).all()
+    assert table["prob_de"].between(0, 1).all()
+    strong = table.iloc[:N_STRONG]
+    null = table.iloc[N_STRONG:]
+    assert strong["lfc_mean"].between(strong["lfc_q05"], strong["lfc_q95"]).all()
+    assert strong["called"].all()
+    assert np.sign(strong["lfc_mean"]).tolist() == [1.0, -1.0] * (N_STRONG // 2)
+    assert null["called"].mean() <= 0.03
+
+
+def test_faithful_de_follows_the_original_rule(bulk):
+    model = NBVAE(bulk, mode="faithful", seed=0)
+    model.train(max_epochs=5, device="cpu")
+    table = model.differential_expression(CONTRAST)
+    assert list(table.columns) == DE_COLUMNS
+    assert table[["lfc_sd", "lfc_q05", "lfc_q95", "prob_de"]].isna().all().all()
+    assert np.isfinite(table["lfc_mean"]).all()
+    assert table["called"].all()  # top and bottom 500 of 200 genes
+
+
+def test_contrast_levels_are_checked(trained):
+    with pytest.raises(InputError, match="no samples"):
+        trained.differential_expression({**CONTRAST, "test": "stromal"})
+
+
+def test_same_seed_gives_identical_numbers(bulk):
+    def run():
+        model = NBVAE(bulk, seed=3)
+        history = model.train(max_epochs=250, device="cpu")
+        return history, model.get_latent(), model.differential_expression(CONTRAST, n_samples=50)
+
+    first, second = run(), run()
+    for a, b in zip(first, second):
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+
+
+def test_save_load_round_trip(trained, bulk, tmp_path):
+    path = tmp_path / "model.pt"
+    trained.save(path)
+    restored = NBVAE.load(path, bulk)
+    assert restored.config == trained.config
+    pd.testing.assert_frame_equal(restored.get_latent(), trained.get_latent(), check_exact=True)
+    pd.testing.assert_frame_equal(
+        restored.differential_expression(CONTRAST, n_samples=50),
+        trained.differential_expression(CONTRAST, n_samples=50),
+        check_exact=True,
+    )
+    pd.testing.assert_frame_equal(restored.history, trained.history)
+
+
+def test_load_rejects_other_genes(trained, tmp_path):
+    path = tmp_path / "model.pt"
+    trained.save(path)
+    other = tiny_bulk(150)
+    NBVAE.setup_anndata(other)
+    with pytest.raises(InputError, match="genes differ"):
+        NBVAE.load(path, other)
+
+
+def test_combine_seeds_pools_draws(trained, bulk):
+    second = NBVAE(bulk, seed=1)
+    second.train(max_epochs=300, device="cpu")
+    results = [
+        m.differential_expression(CONTRAST, n_samples=50, return_draws=True) for m in (trained, second)
+    ]
+    tables, draws = [r[0] for r in results], [r[1] for r in results]
+    pooled = combine_seeds(tables, draws, seeds=[0, 1])
+    assert list(pooled.columns) == DE_COLUMNS + ["lfc_mean_seed0", "lfc_mean_seed1"]
+    np.testing.assert_array_equal(pooled["lfc_mean_seed1"], tables[1]["lfc_mean"])
+    expected = summarise_draws(np.concatenate(draws), tables[0]["gene_id"], tables[0]["symbol"], "posterior")
+    pd.testing.assert_frame_equal(pooled[DE_COLUMNS], expected)
+    with pytest.raises(ValueError, match="different genes"):
+        combine_seeds([tables[0], tables[1].iloc[::-1].reset_index(drop=True)], draws, seeds=[0, 1])
+
+
+# ------------------------------------------------------------- statistics helpers
+def test_adaptive_shrinkage_shrinks_noise_and_keeps_clear_effects():
+    rng = np.random.default_rng(0)
+    se = np.full(2000, 0.3)
+    truth = np.where(np.arange(2000) < 200, 3.0, 0.0)
+    estimate = truth + se * rng.standard_normal(2000)
+    weights, means, sds = adaptive_shrinkage(estimate, se)
+    posterior_mean = (weights * means).sum(axis=1)
+    assert np.abs(posterior_mean[200:]).mean() < 0.3 * np.abs(estimate[200:]).mean()
+    np.testing.assert_allclose(posterior_mean[:200], estimate[:200], atol=0.15)
+    assert weights.shape == means.shape == sds.shape
+
+
+def test_moderated_variances_lie_between_gene_and_prior():
+    rng = np.random.default_rng(1)
+    variances = 0.2 * rng.chisquare(3, 1000) / 3
+    moderated, df = moderate_variances(variances, 3, np.zeros(1000))
+    # one true variance: strongly pulled towards the common prior (0.2)
+    assert df > 20
+    assert moderated.std() < 0.2 * variances.std()
+    assert moderated.mean() == pytest.approx(0.2, rel=0.1)
+    # variance rising with expression: the trend keeps low and high genes apart
+    expression = np.linspace(0, 10, 1000)
+    trending = np.exp(-expression / 2) * rng.chisquare(3, 1000) / 3
+    moderated, _ = moderate_variances(trending, 3, expression)
+    assert moderated[:100].mean() > 20 * moderated[-100:].mean()
+
+
+def test_torch_rng_is_left_alone_by_de(trained):
+    torch.manual_seed(123)
+    expected = torch.rand(1)
+    torch.manual_seed(123)
+    trained.differential_expression(CONTRAST, n_samples=20)
+    assert torch.equal(torch.rand(1), expected)
