@@ -199,3 +199,12 @@ def test_real_wehi_mouse_kegg_entrez(shared_data):
     assert len(sets) == 186
     assert all(name.startswith("KEGG_") for name in sets)
     assert all(gene.isdigit() for genes in sets.values() for gene in genes)
+
+
+def test_prerank_p_values_never_zero():
+    genes = [f"g{i:03d}" for i in range(200)]
+    ranking = pd.Series(np.linspace(3, -3, 200), index=genes)
+    sets = {"TOP": genes[:20], "RANDOM": genes[::10]}
+    table = prerank(ranking, sets, permutations=50, min_size=5, seed=1)
+    assert (table["pvalue"] >= 1 / 51).all() and (table["padj"] >= 1 / 51).all()
+    assert table.loc[table["term"] == "TOP", "pvalue"].iloc[0] == pytest.approx(1 / 51)

@@ -118,7 +118,9 @@ def prerank(
     so the result depends only on the inputs and ``seed`` (gseapy would break
     score ties by input order).
     ``size`` = set genes in the ranking; ``genes`` = leading edge; rows sorted
-    by nominal p-value, then |NES|.
+    by nominal p-value, then |NES|. gseapy reports 0 when no permutation reaches
+    the observed score; p and q are floored at 1 / (permutations + 1), the
+    smallest value the permutations can support.
     """
     import gseapy  # slow import; only needed here
 
@@ -157,8 +159,8 @@ def prerank(
             "size": result["Term"].map(lambda term: len(sets[term])),
             "es": result["ES"].astype(float),
             "nes": result["NES"].astype(float),
-            "pvalue": result["NOM p-val"].astype(float),
-            "padj": result["FDR q-val"].astype(float),
+            "pvalue": result["NOM p-val"].astype(float).clip(lower=1 / (permutations + 1)),
+            "padj": result["FDR q-val"].astype(float).clip(lower=1 / (permutations + 1)),
             "genes": result["Lead_genes"],
         }
     )

@@ -116,8 +116,9 @@ def plot_enrichment_dots(
         return {"n_tested": len(df), "n_significant": 0, "terms": []}
 
     shown = passing.sort_values(["padj", "pvalue"], kind="stable").head(top).copy()
-    # An underflowed padj of 0 would sit at infinity on a log axis; draw it at the smallest float.
-    shown["padj"] = shown["padj"].clip(lower=np.finfo(float).tiny)
+    # An underflowed padj of 0 would sit at infinity on a log axis; draw it at 1e-300 (colour
+    # bars cannot invert a norm that starts at the smallest float).
+    shown["padj"] = shown["padj"].clip(lower=1e-300)
     # Most significant at the top of the plot, as in clusterProfiler.
     ordered = shown.iloc[::-1] if is_ora else shown.sort_values("nes", kind="stable")
     labels = [shorten_term(t) for t in ordered["term"]]
