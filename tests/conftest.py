@@ -23,3 +23,22 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "SOURCES.md").is_file():
         pytest.skip(f"real test data not found at {SHARED_DATA} (set DEEPEXPR_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def gse60450_adata(shared_data):
+    """The real GSE60450 dataset prepared as the workflow's prepare_bulk rule does (offline sources)."""
+    import yaml
+
+    from deepexpr.config import load_schema, validate_config
+    from deepexpr.data.prepare import prepare_bulk
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate_config(config, load_schema(REPO / "config" / "schema.yaml"))
+    return prepare_bulk(
+        "gse60450",
+        config["datasets"]["gse60450"],
+        counts_path=shared_data / "gse60450" / "GSE60450_LactationGenewiseCounts.txt.gz",
+        sample_sheet_path=REPO / "resources" / "gse60450_samples.tsv",
+        gene_info_path=shared_data / "annotation" / "Mus_musculus.gene_info.2021-07.gz",
+    )

@@ -10,9 +10,6 @@ from deepexpr.data.bulk import (
     build_bulk_adata,
     match_samples,
     median_of_ratios_size_factors,
-    read_gene_info,
-    read_genewise_counts,
-    read_sample_sheet,
 )
 from deepexpr.data.simulate_bulk import simulate_bulk
 from deepexpr.de import DESEQ2_COLUMNS, run_deseq2
@@ -206,16 +203,8 @@ R_N_PADJ05 = 10651
 
 
 @pytest.mark.shared_data
-def test_gse60450_luminal_vs_basal_matches_r_deseq2(shared_data, repo_root):
-    counts_path = shared_data / "gse60450" / "GSE60450_LactationGenewiseCounts.txt.gz"
-    sheet_path = repo_root / "resources" / "gse60450_samples.tsv"
-    counts, lengths = read_genewise_counts(counts_path)
-    sheet = read_sample_sheet(sheet_path, design_columns=["cell_type", "status"])
-    symbols = read_gene_info(shared_data / "annotation" / "Mus_musculus.gene_info.2021-07.gz")
-    adata = build_bulk_adata(
-        match_samples(counts, sheet, counts_path, sheet_path), sheet, ["cell_type", "status"], symbols, lengths
-    )
-    result = run_deseq2(adata, LUMINAL_VS_BASAL, n_cpus=2, shrink=False)
+def test_gse60450_luminal_vs_basal_matches_r_deseq2(gse60450_adata):
+    result = run_deseq2(gse60450_adata, LUMINAL_VS_BASAL, n_cpus=2, shrink=False)
     assert set(result.loc[result["padj"].isna(), "gene_id"]) == R_NA_GENES
     assert set(result.loc[result["cooks_outlier"], "gene_id"]) == R_NA_GENES
     assert abs((result["padj"] < 0.05).sum() - R_N_PADJ05) / R_N_PADJ05 < 0.02

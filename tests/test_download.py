@@ -165,4 +165,11 @@ def test_missing_local_source_and_unknown_scheme_are_input_errors(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-...
+def test_record_checksum_writes_sha256sum_format(tmp_path):
+    data = tmp_path / "counts.gz"
+    data.write_bytes(b"abc")
+    record = tmp_path / "counts.gz.sha256"
+    record_checksum(data, hashlib.sha256(b"abc").hexdigest(), record)
+    assert record.read_text() == f"{hashlib.sha256(b'abc').hexdigest()}  counts.gz\n"
+    check = subprocess.run(["sha256sum", "-c", record.name], cwd=tmp_path, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -486,36 +486,22 @@ def plot_volcano(
     height = height.where(~zero, finite_max)
 
     fig, ax = new_figure(figsize=FIGSIZE_SINGLE)
-    ax.scatter(
-        lfc[other],
-        height[other],
-        s=4,
-        c=NEUTRAL_COLOUR,
-        alpha=0.5,
-        lw=0,
-        rasterized=True,
-        label=f"not significant or |log2FC| <= {lfc_threshold:g} ({fmt_count(other.sum())})",
-    )
-    ax.scatter(
-        lfc[up],
-        height[up],
-        s=5,
-        c=UP_COLOUR,
-        alpha=0.6,
-        lw=0,
-        rasterized=True,
-        label=f"up: log2FC > {lfc_threshold:g}, padj < {padj_threshold:g} ({fmt_count(up.sum())})",
-    )
-    ax.scatter(
-        lfc[down],
-        height[down],
-        s=5,
-        c=DOWN_COLOUR,
-        alpha=0.6,
-        lw=0,
-        rasterized=True,
-        label=f"down: log2FC < -{lfc_threshold:g}, padj < {padj_threshold:g} ({fmt_count(down.sum())})",
-    )
+    groups = [
+        (other, 4, NEUTRAL_COLOUR, 0.5, f"not significant or |log2FC| <= {lfc_threshold:g}"),
+        (up, 5, UP_COLOUR, 0.6, f"up: log2FC > {lfc_threshold:g}, padj < {padj_threshold:g}"),
+        (down, 5, DOWN_COLOUR, 0.6, f"down: log2FC < -{lfc_threshold:g}, padj < {padj_threshold:g}"),
+    ]
+    for mask, size, colour, alpha, text in groups:
+        ax.scatter(
+            lfc[mask],
+            height[mask],
+            s=size,
+            c=colour,
+            alpha=alpha,
+            lw=0,
+            rasterized=True,
+            label=f"{text} ({fmt_count(mask.sum())})",
+        )
     if zero.any():
         ax.scatter(
             lfc[zero],

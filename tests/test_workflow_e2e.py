@@ -1,0 +1,166 @@
+"""End-to-end runs of the workflow on tiny configs in temporary working directories."""
+
+from __future__ import annotations
+
+import filecmp
+import gzip
+import http.server
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from functools import partial
+from pathlib import Path
+
+import anndata as ad
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = Path(sys.executable).parent / "snakemake"
+
+pytestmark = pytest.mark.workflow
+
+
+def tiny_config(**overrides) -> dict:
+    """The embedded default, shrunk so a run takes well under a minute on 2 cores."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    sim = config["datasets"]["sim_bulk"]
+    sim["simulate"]["n_genes"] = 400
+    sim["nbvae"].update({"seeds": [0, 1], "max_epochs": 300, "n_posterior_samples": 50})
+    sim["enrich"]["permutations"] = 20
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+
+def run_workflow(workdir: Path, config: dict, *targets: str, extra=()) -> subprocess.CompletedProcess:
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return subprocess.run(
+        [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--cores", "2", *targets, *extra],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def outputs(workdir: Path) -> list[Path]:
+    return sorted(
+        p.relative_to(workdir)
+        for p in (workdir / "results").rglob("*")
+        if p.is_file() and p.suffix in {".tsv", ".json", ".gmt", ".gz"}
+    )
+
+
+@pytest.fixture(scope="module")
+def sim_runs(tmp_path_factory):
+    """The tiny default run twice, in two directories (for the determinism check)."""
+    runs = []
+    for name in ("first", "second"):
+        workdir = tmp_path_factory.mktemp(name)
+        result = run_workflow(workdir, tiny_config())
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+        runs.append(workdir)
+    return runs
+
+
+def test_default_run_writes_tables_and_figures(sim_runs):
+    workdir = sim_runs[0]
+    base = workdir / "results" / "sim_bulk"
+    summary = json.loads((base / "de" / "luminal_vs_basal" / "corrected" / "summary.json").read_text())
+    for key in ["contrast", "n_genes", "n_deseq2_padj05", "n_deseq2_na", "pearson_lfc", "spearman_lfc", "naive_pearson_lfc"]:
+        assert key in summary, f"summary.json lacks {key}"
+    assert summary["n_genes"] > 100
+    assert set(summary["truth"]) >= {"deseq2", "generative"}
+    for method in ("deseq2", "generative"):
+        assert set(summary["truth"][method]) >= {"auroc", "auprc", "observed_fdr", "n_called"}
+    figures = list((base / "figures").rglob("*.png"))
+    assert len(figures) > 20
+    assert (base / "figures" / "luminal_vs_basal" / "corrected_roc.png").stat().st_size > 1000
+    adata = ad.read_h5ad(base / "data" / "prepared.h5ad")
+    assert "counts" in adata.layers and {"cell_type", "status"} <= set(adata.obs)
+    assert {"package_version", "config_hash", "seed"} <= set(adata.uns["deepexpr"])
+    assert list((workdir / "benchmarks" / "sim_bulk" / "train_nbvae").glob("*.tsv"))
+
+
+def test_cpu_rerun_gives_identical_numbers(sim_runs):
+    first, second = sim_runs
+    files = outputs(first)
+    assert files == outputs(second)
+    different = [str(f) for f in files if not filecmp.cmp(first / f, second / f, shallow=False)]
+    assert not different, f"outputs differ between two identical runs: {different}"
+
+
+def test_report_builds(sim_runs):
+    workdir = sim_runs[0]
+    result = subprocess.run(
+        [str(SNAKEMAKE), "-s", str(REPO / "Snakefile"), "--cores", "1", "--report", "report.html"],
+        cwd=workdir, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (workdir / "report.html").stat().st_size > 10_000
+
+
+def test_non_integer_counts_fail_cleanly_with_no_output(tmp_path, shared_data):
+    """Real GSE60450 layout with one corrupted value: a clear error and no prepared file."""
+    counts = tmp_path / "counts.txt"
+    lines = gzip.open(shared_data / "gse60450" / "GSE60450_LactationGenewiseCounts.txt.gz", "rt").read().splitlines()
+    fields = lines[5].split("\t")
+    fields[3] = "12.5"
+    lines[5] = "\t".join(fields)
+    counts.write_text("\n".join(lines) + "\n")
+    config = tiny_config(run=["gse60450"])
+    config["datasets"]["gse60450"]["counts"] = {"source": str(counts)}
+    del config["datasets"]["gse60450"]["gene_info"]
+    result = run_workflow(tmp_path, config, "results/gse60450/data/prepared.h5ad")
+    assert result.returncode != 0
+    assert "non-integer" in (tmp_path / "logs" / "gse60450" / "prepare_bulk.log").read_text()
+    assert not (tmp_path / "results" / "gse60450" / "data").exists() or not any(
+        (tmp_path / "results" / "gse60450" / "data").iterdir()
+    )
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def loopback_server(tmp_path):
+    """Serve a directory on 127.0.0.1 for the download rule."""
+    served = tmp_path / "served"
+    served.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(served)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield served, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_download_rule_fetches_real_gse60450_over_http(tmp_path, loopback_server, shared_data):
+    served, url = loopback_server
+    shutil.copy(shared_data / "gse60450" / "GSE60450_LactationGenewiseCounts.txt.gz", served / "counts.txt.gz")
+    shutil.copy(shared_data / "annotation" / "Mus_musculus.gene_info.2021-07.gz", served / "gene_info.gz")
+    workdir = tmp_path / "work"
+    config = tiny_config(run=["gse60450"])
+    dataset = config["datasets"]["gse60450"]
+    dataset["counts"] = {"source": f"{url}/counts.txt.gz"}
+    dataset["gene_info"] = {"source": f"{url}/gene_info.gz"}
+    result = run_workflow(workdir, config, "results/gse60450/data/prepared.h5ad")
+    assert result.returncode == 0, result.stderr[-4000:]
+    adata = ad.read_h5ad(workdir / "results" / "gse60450" / "data" / "prepared.h5ad")
+    assert adata.n_vars == 18418
+    record = (workdir / "resources" / "downloads" / "gse60450" / "counts.gz.sha256").read_text().split()
+    assert record[0] == "9ec4ca48adaa0377402a9d3f7d015e412d9a3a446a6fdd17c5a386d97406ea51"
+
+    # A pinned checksum that does not match: the run stops and leaves no download behind.
+    fresh = tmp_path / "fresh"
+    dataset["counts"]["sha256"] = "0" * 64
+    result = run_workflow(fresh, config, "results/gse60450/data/prepared.h5ad")
+    assert result.returncode != 0
+    assert "sha256 mismatch" in (fresh / "logs" / "gse60450" / "download" / "counts.gz.log").read_text()
+    assert not (fresh / "resources" / "downloads" / "gse60450" / "counts.gz").exists()
