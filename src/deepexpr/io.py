@@ -39,8 +39,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_table(df: pd.DataFrame, path: str | os.PathLike, index: bool = False) -> None:
-    """Write a tab-separated table atomically (gzip when the name ends in .gz)."""
-    compression = "gzip" if str(path).endswith(".gz") else None
+    """Write a tab-separated table atomically (gzip when the name ends in .gz).
+
+    The gzip header's timestamp is fixed so that a rerun writes byte-identical files.
+    """
+    compression = {"method": "gzip", "mtime": 0} if str(path).endswith(".gz") else None
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=index, compression=compression, na_rep="NA")
 
