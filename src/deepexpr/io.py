@@ -8,6 +8,7 @@ later run would mistake for a result.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import tempfile
@@ -41,11 +42,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def write_table(df: pd.DataFrame, path: str | os.PathLike, index: bool = False) -> None:
     """Write a tab-separated table atomically (gzip when the name ends in .gz).
 
-    The gzip header's timestamp is fixed so that a rerun writes byte-identical files.
+    The gzip header carries no name or timestamp, so a rerun writes byte-identical files.
     """
-    compression = {"method": "gzip", "mtime": 0} if str(path).endswith(".gz") else None
     with atomic_path(path) as tmp:
-        df.to_csv(tmp, sep="\t", index=index, compression=compression, na_rep="NA")
+        if str(path).endswith(".gz"):
+            with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as stream:
+                stream.write(df.to_csv(sep="\t", index=index, na_rep="NA").encode())
+        else:
+            df.to_csv(tmp, sep="\t", index=index, na_rep="NA")
 
 
 def read_table(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
