@@ -1,0 +1,321 @@
+"""Seeded single-cell count simulator after the Splat model of splatter (Zappia et al. 2017).
+
+Our own numpy re-implementation (R splatter is not installable offline): gamma gene
+means, log-normal library sizes, log-normal cell-type (group) DE factors with
+down-regulation as 1/factor, multiplicative per-batch gene factors, BCV gamma cell
+means and Poisson counts, optional logistic dropout. Design "groups" gives cell types
+across technical batches (PBMC-like); design "donors" nests donors in conditions,
+makes every donor its own batch and adds condition and sex effects (COVID-like).
+
+Besides the observed counts it returns the batch-free truth of the *same* cells.
+Two deliberate departures from splatter make that truth exact rather than a second
+sample: cell means are normalised to the library size before the batch factors
+(so a batch also changes a cell's depth, as real chemistries do) and the BCV is
+computed from the batch-free means. The observed counts are then derived from the
+truth counts by Poisson superposition (factor > 1: add Poisson(mean * (factor - 1)))
+or binomial thinning (factor < 1), which gives exactly Poisson(mean * factor); genes
+no batch touches have identical observed and truth counts, so truth metrics measure
+batch removal and not resampling noise.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from deepexpr import __version__
+from deepexpr.errors import InputError
+from deepexpr.io import write_h5ad
+from deepexpr.train import ProgressReporter
+
+logger = logging.getLogger(__name__)
+
+PathLike = str | os.PathLike
+
+#: Parameters and defaults; the config schema (simulate_singlecell) uses the same names (a test checks).
+DEFAULTS: dict = {
+    "design": "groups",
+    "n_genes": 2000,
+    "cell_types": ["T_cell", "NK", "B_cell", "CD14_mono", "FCGR3A_mono", "DC"],
+    "cell_type_prob": [0.35, 0.15, 0.15, 0.2, 0.1, 0.05],
+    "de_prob": 0.1,
+    "de_down_prob": 0.5,
+    "de_fac_loc": 0.5,
+    "de_fac_scale": 0.4,
+    "batch_gene_prob": 0.3,
+    "batch_fac_loc": 0.3,
+    "batch_fac_scale": 0.3,
+    "mean_shape": 0.6,
+    "mean_rate": 0.3,
+    "lib_loc": 11,
+    "lib_scale": 0.2,
+    "bcv_common": 0.1,
+    "bcv_df": 60,
+    "dropout": False,
+    "dropout_mid": 0,
+    "dropout_shape": -1,
+    # design "groups"
+    "batch_cells": [600, 800, 1000],
+    "batches": [],
+    # design "donors"
+    "conditions": ["healthy", "mild", "critical"],
+    "donors_per_condition": 2,
+    "cells_per_donor": 300,
+    "condition_de_prob": 0.05,
+    "condition_fac_loc": 0.5,
+    "condition_fac_scale": 0.3,
+    "sex_de_prob": 0.01,
+    "sex_fac_loc": 1.5,
+    "sex_fac_scale": 0.5,
+}
+
+SEXES = ("female", "male")  # the sex factors act on "male" cells; "female" is the reference
+# Dense work arrays of one chunk stay near this many entries (about 32 MB per float64 array).
+CHUNK_ENTRIES = 4_000_000
+
+
+def resolve_params(params: Mapping | None) -> dict:
+    """Defaults overlaid with ``params``, validated; raises InputError naming the bad key."""
+    params = dict(params or {})
+    unknown = sorted(set(params) - set(DEFAULTS))
+    if unknown:
+        raise InputError(f"simulate.{unknown[0]}", f"unknown simulation parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
+    p = {**DEFAULTS, **params}
+
+    def fail(key: str, problem: str):
+        raise InputError(f"simulate.{key}", problem)
+
+    if p["design"] not in ("groups", "donors"):
+        fail("design", f"expected 'groups' or 'donors', got {p['design']!r}")
+    if int(p["n_genes"]) < 2:
+        fail("n_genes", f"expected at least 2 genes, got {p['n_genes']}")
+    if not p["cell_types"]:
+        fail("cell_types", "expected at least one cell type")
+    if len(set(p["cell_types"])) != len(p["cell_types"]):
+        fail("cell_types", f"names must be unique, got {p['cell_types']}")
+    prob = np.asarray(p["cell_type_prob"], dtype=float)
+    if prob.size != len(p["cell_types"]):
+        fail("cell_type_prob", f"{prob.size} probabilities for {len(p['cell_types'])} cell_types")
+    if (prob < 0).any() or abs(prob.sum() - 1.0) > 1e-6:
+        fail("cell_type_prob", f"expected non-negative probabilities summing to 1, got {list(prob)} (sum {prob.sum():.6g})")
+    for key in ("de_prob", "de_down_prob", "batch_gene_prob", "condition_de_prob", "sex_de_prob"):
+        if not 0.0 <= float(p[key]) <= 1.0:
+            fail(key, f"expected a probability in [0, 1], got {p[key]}")
+    for key in ("mean_shape", "mean_rate", "bcv_df"):
+        if float(p[key]) <= 0:
+            fail(key, f"expected a positive number, got {p[key]}")
+    for key in ("de_fac_scale", "batch_fac_scale", "lib_scale", "bcv_common", "condition_fac_scale", "sex_fac_scale"):
+        if float(p[key]) < 0:
+            fail(key, f"expected a non-negative number, got {p[key]}")
+    if p["design"] == "groups":
+        if not p["batch_cells"] or any(int(n) < 1 for n in p["batch_cells"]):
+            fail("batch_cells", f"expected a non-empty list of positive cell counts, got {p['batch_cells']}")
+        if p["batches"] and len(p["batches"]) != len(p["batch_cells"]):
+            fail("batches", f"{len(p['batches'])} names for {len(p['batch_cells'])} batch_cells")
+        if p["batches"] and len(set(p["batches"])) != len(p["batches"]):
+            fail("batches", f"names must be unique, got {p['batches']}")
+    else:
+        if len(p["conditions"]) < 2 or len(set(p["conditions"])) != len(p["conditions"]):
+            fail("conditions", f"expected at least 2 unique condition names, got {p['conditions']}")
+        for key in ("donors_per_condition", "cells_per_donor"):
+            if int(p[key]) < 1:
+                fail(key, f"expected a positive integer, got {p[key]}")
+    return p
+
+
+def _lognormal_factors(
+    n_genes: int, select_prob: float, down_prob: float, loc: float, scale: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Splatter's getLNormFactors: selected genes get a log-normal factor, down-regulated ones its inverse."""
+    selected = rng.random(n_genes) < select_prob
+    factors = np.ones(n_genes)
+    drawn = rng.lognormal(loc, scale, size=int(selected.sum()))
+    down = rng.random(drawn.size) < down_prob
+    drawn[down] = 1.0 / drawn[down]
+    factors[selected] = drawn
+    return factors
+
+
+def _names(prefix: str, n: int) -> list[str]:
+    width = len(str(n))
+    return [f"{prefix}{i + 1:0{width}d}" for i in range(n)]
+
+
+def _donor_sexes(n_conditions: int, per_condition: int, rng: np.random.Generator) -> np.ndarray:
+    """Sex index per donor (condition-major order), balanced within each condition."""
+    sexes = []
+    for _ in range(n_conditions):
+        start = int(rng.integers(2))  # which sex gets the extra donor when the count is odd
+        sexes.append(rng.permutation([(start + i) % 2 for i in range(per_condition)]))
+    return np.concatenate(sexes)
+
+
+def _cell_design(p: dict, rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
+    """obs of every cell plus the integer codes used to build its means."""
+    if p["design"] == "groups":
+        batches = list(p["batches"]) or _names("batch", len(p["batch_cells"]))
+        batch_idx = np.repeat(np.arange(len(batches)), [int(n) for n in p["batch_cells"]])
+        codes = {"batch": batch_idx}
+        obs = {"batch": pd.Categorical.from_codes(batch_idx, categories=batches)}
+    else:
+        conditions, per = list(p["conditions"]), int(p["donors_per_condition"])
+        donors = _names("donor", len(conditions) * per)
+        donor_condition = np.repeat(np.arange(len(conditions)), per)
+        donor_sex = _donor_sexes(len(conditions), per, rng)
+        batch_idx = np.repeat(np.arange(len(donors)), int(p["cells_per_donor"]))
+        codes = {"batch": batch_idx, "condition": donor_condition[batch_idx], "sex": donor_sex[batch_idx]}
+        obs = {
+            "batch": pd.Categorical.from_codes(batch_idx, categories=donors),
+            "condition": pd.Categorical.from_codes(codes["condition"], categories=conditions),
+            "donor": pd.Categorical.from_codes(batch_idx, categories=donors),
+            "sex": pd.Categorical.from_codes(codes["sex"], categories=list(SEXES)),
+        }
+    type_idx = rng.choice(len(p["cell_types"]), size=batch_idx.size, p=np.asarray(p["cell_type_prob"], dtype=float))
+    codes["cell_type"] = type_idx
+    obs["cell_type"] = pd.Categorical.from_codes(type_idx, categories=list(p["cell_types"]))
+    frame = pd.DataFrame(obs, index=_names("Cell", batch_idx.size))
+    for column in frame.columns:
+        frame[column] = frame[column].cat.remove_unused_categories()
+    return frame, codes
+
+
+def simulate_singlecell(params: Mapping | None, seed: int) -> tuple[ad.AnnData, ad.AnnData]:
+    """Simulate ``(raw, truth)`` AnnData of the same cells (data contract of raw.h5ad / truth.h5ad)."""
+    p = resolve_params(params)
+    rng = np.random.default_rng(seed)
+    n_genes = int(p["n_genes"])
+    genes = _names("Gene", n_genes)
+
+    gene_mean = rng.gamma(float(p["mean_shape"]), 1.0 / float(p["mean_rate"]), size=n_genes)
+    bcv_chisq = rng.chisquare(float(p["bcv_df"]), size=n_genes)  # one draw per gene, as splatter recycles it
+    de_factors = np.vstack(
+        [
+            _lognormal_factors(n_genes, p["de_prob"], p["de_down_prob"], p["de_fac_loc"], p["de_fac_scale"], rng)
+            for _ in p["cell_types"]
+        ]
+    )
+    obs, codes = _cell_design(p, rng)
+    batches = list(obs["batch"].cat.categories)
+    batch_affected = rng.random(n_genes) < float(p["batch_gene_prob"])
+    batch_factors = np.vstack(
+        [_lognormal_factors(n_genes, 1.0, 0.5, p["batch_fac_loc"], p["batch_fac_scale"], rng) for _ in batches]
+    )
+    batch_factors[:, ~batch_affected] = 1.0
+
+    # Biological factor of a cell = product over covariates of its level's gene factors.
+    biology = [(codes["cell_type"], de_factors)]
+    var = pd.DataFrame(index=pd.Index(genes))
+    var["base_mean"] = gene_mean
+    var["de_gene"] = (de_factors != 1.0).any(axis=0)
+    var["batch_affected"] = batch_affected
+    for name, row in zip(batches, batch_factors):
+        var[f"batch_factor_{name}"] = row
+    for name, row in zip(p["cell_types"], de_factors):
+        var[f"de_factor_{name}"] = row
+    if p["design"] == "donors":
+        conditions = list(p["conditions"])
+        steps = np.arange(len(conditions)) / (len(conditions) - 1)
+        full = _lognormal_factors(
+            n_genes, p["condition_de_prob"], p["de_down_prob"], p["condition_fac_loc"], p["condition_fac_scale"], rng
+        )
+        condition_factors = full[None, :] ** steps[:, None]  # reference level: factor 1
+        sex_factors = np.vstack(
+            [np.ones(n_genes), _lognormal_factors(n_genes, p["sex_de_prob"], 0.5, p["sex_fac_loc"], p["sex_fac_scale"], rng)]
+        )
+        biology += [(codes["condition"], condition_factors), (codes["sex"], sex_factors)]
+        var["condition_affected"] = full != 1.0
+        var["sex_affected"] = sex_factors[1] != 1.0
+        for name, row in zip(conditions, condition_factors):
+            var[f"condition_factor_{name}"] = row
+        for name, row in zip(SEXES, sex_factors):
+            var[f"sex_factor_{name}"] = row
+
+    lib_size = rng.lognormal(float(p["lib_loc"]), float(p["lib_scale"]), size=len(obs))
+    observed, truth, true_means = _simulate_counts(
+        p, rng, gene_mean, bcv_chisq, biology, codes["batch"], batch_factors, lib_size
+    )
+
+    provenance = {
+        "dataset": "",
+        "source": "deepexpr.data.simulate_sc (Splat-like model)",
+        "package_version": __version__,
+        "seed": int(seed),
+        "simulated": True,
+        "simulate": {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in p.items()},
+    }
+    raw = ad.AnnData(X=observed, obs=obs.copy(), var=pd.DataFrame(index=pd.Index(genes)))
+    raw.layers["counts"] = raw.X
+    raw.uns["deepexpr"] = dict(provenance)
+    truth_adata = ad.AnnData(X=truth, obs=obs.copy(), var=var)
+    truth_adata.layers["true_means"] = true_means
+    truth_adata.uns["deepexpr"] = dict(provenance)
+    return raw, truth_adata
+
+
+def _simulate_counts(
+    p: dict,
+    rng: np.random.Generator,
+    gene_mean: np.ndarray,
+    bcv_chisq: np.ndarray,
+    biology: list[tuple[np.ndarray, np.ndarray]],
+    batch_idx: np.ndarray,
+    batch_factors: np.ndarray,
+    lib_size: np.ndarray,
+) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
+    """Observed counts, batch-free counts (both csr float32) and batch-free cell means (dense float32)."""
+    n_cells, n_genes = lib_size.size, gene_mean.size
+    affected = np.flatnonzero((batch_factors != 1.0).any(axis=0))
+    chunk = max(1, CHUNK_ENTRIES // n_genes)
+    starts = range(0, n_cells, chunk)
+    progress = ProgressReporter(len(starts), "simulate cell chunks", every=max(1, len(starts) // 10), log=logger)
+    observed_parts, truth_parts = [], []
+    true_means = np.empty((n_cells, n_genes), dtype=np.float32)
+    bcv_scale = np.sqrt(float(p["bcv_df"]) / bcv_chisq)
+    for number, start in enumerate(starts, start=1):
+        cells = slice(start, min(start + chunk, n_cells))
+        base = np.broadcast_to(gene_mean, (cells.stop - start, n_genes)).copy()
+        for idx, factors in biology:
+            base *= factors[idx[cells]]
+        base *= (lib_size[cells] / base.sum(axis=1))[:, None]
+        bcv = (float(p["bcv_common"]) + 1.0 / np.sqrt(np.maximum(base, 1e-12))) * bcv_scale
+        shape = 1.0 / bcv**2
+        means = base * rng.standard_gamma(shape) / shape  # Gamma(shape, mean = base), as splatter's BCV step
+        counts = rng.poisson(means)
+
+        factor = batch_factors[batch_idx[cells]][:, affected]
+        observed = counts.copy()
+        observed[:, affected] = rng.binomial(counts[:, affected], np.minimum(factor, 1.0)) + rng.poisson(
+            means[:, affected] * np.maximum(factor - 1.0, 0.0)
+        )
+        if p["dropout"]:
+            # Shared uniforms: a gene whose mean the batch leaves alone drops out in both or neither.
+            uniform = rng.random(means.shape)
+            observed_means = means.copy()
+            observed_means[:, affected] *= factor
+            counts[uniform < _dropout_prob(means, p)] = 0
+            observed[uniform < _dropout_prob(observed_means, p)] = 0
+        true_means[cells] = means
+        truth_parts.append(sp.csr_matrix(counts.astype(np.float32)))
+        observed_parts.append(sp.csr_matrix(observed.astype(np.float32)))
+        progress.update(number, cells=cells.stop)
+    observed = sp.vstack(observed_parts, format="csr")
+    observed_parts.clear()  # free the chunks before stacking the second matrix (peak memory)
+    return observed, sp.vstack(truth_parts, format="csr"), true_means
+
+
+def _dropout_prob(means: np.ndarray, p: dict) -> np.ndarray:
+    """Splatter's logistic dropout probability of the log cell means."""
+    with np.errstate(divide="ignore", over="ignore"):
+        return 1.0 / (1.0 + np.exp(-float(p["dropout_shape"]) * (np.log(means) - float(p["dropout_mid"]))))
+
+
+def write_simulation(raw: ad.AnnData, truth: ad.AnnData, raw_path: PathLike, truth_path: PathLike) -> None:
+    """Write both files atomically (the truth first, so a raw file never exists without its truth)."""
+    write_h5ad(truth, truth_path)
+    write_h5ad(raw, raw_path)
