@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from deepexpr.errors import InputError
 from deepexpr.io import write_table
-from deepexpr.plots import de, enrich
+from deepexpr.plots import de, enrich, explain, integration
 from deepexpr.plots.style import require_columns
 
 SAMPLES = ["DG", "DH", "DI", "DJ", "DK", "DL", "LA", "LB", "LC", "LD", "LE", "LF"]
@@ -378,7 +378,7 @@ def test_output_is_deterministic(tables):
 
 def test_report_captions_match_the_modules(repo_root):
     docutils_core = pytest.importorskip("docutils.core")
-    captions = {**de.CAPTIONS, **enrich.CAPTIONS}
+    captions = {**de.CAPTIONS, **enrich.CAPTIONS, **integration.CAPTIONS, **explain.CAPTIONS}
     report_dir = repo_root / "resources" / "report"
     for name, caption in captions.items():
         rst = (report_dir / f"{name}.rst").read_text()

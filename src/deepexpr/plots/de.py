@@ -272,23 +272,32 @@ _HISTORY_PANELS = [
 
 
 @styled
-def plot_loss_curves(history_tsv_paths: Sequence, out, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
-    """Loss, ELBO, KL and beta per epoch, one line per seed; log y where every value is positive.
+def plot_loss_curves(
+    history_tsv_paths: Sequence,
+    out,
+    *,
+    panels: Sequence[tuple[str, str]] = _HISTORY_PANELS,
+    model: str = "NB-VAE",
+    dataset: str = "",
+    label: str = "",
+    mode: str = "",
+) -> dict:
+    """Four training-history columns per epoch (``panels``: column, title; NB-VAE's loss, ELBO, KL
+    and beta by default), one line per seed; log y where every value is positive (never for beta).
 
-    Returns ``n_seeds``, ``epochs`` (last epoch per seed) and ``final_loss`` per seed.
+    Returns ``n_seeds``, ``epochs`` (last epoch per seed) and ``final_loss`` (the first panel's
+    column) per seed.
     """
     paths = list(history_tsv_paths)
     if not paths:
         raise InputError("history_tsv_paths", "no history.tsv files given")
     histories = []
     for path in paths:
-        df = read_checked(path, ["epoch"] + [col for col, _ in _HISTORY_PANELS])
-        histories.append(
-            {col: numeric(df, col, path).to_numpy() for col in ["epoch"] + [c for c, _ in _HISTORY_PANELS]}
-        )
+        df = read_checked(path, ["epoch"] + [col for col, _ in panels])
+        histories.append({col: numeric(df, col, path).to_numpy() for col in ["epoch"] + [c for c, _ in panels]})
 
     fig, axes = new_figure(2, 2, figsize=FIGSIZE_GRID, sharex=True)
-    for ax, (col, title) in zip(axes.ravel(), _HISTORY_PANELS):
+    for ax, (col, title) in zip(axes.ravel(), panels):
         values = np.concatenate([h[col] for h in histories])
         finite = values[np.isfinite(values)]
         if finite.size == 0:
@@ -303,12 +312,12 @@ def plot_loss_curves(history_tsv_paths: Sequence, out, *, dataset: str = "", lab
     for ax in axes[1]:
         ax.set_xlabel("epoch")
     axes[0, 0].legend(loc="upper right", ncols=1 if len(paths) <= 5 else 2)
-    set_title(fig, f"NB-VAE training history ({len(paths)} seed(s))", dataset, label, mode)
+    set_title(fig, f"{model} training history ({len(paths)} seed(s))", dataset, label, mode)
     savefig(fig, out)
     return {
         "n_seeds": len(paths),
         "epochs": [float(np.nanmax(h["epoch"])) if h["epoch"].size else np.nan for h in histories],
-        "final_loss": [float(h["loss"][-1]) if h["loss"].size else np.nan for h in histories],
+        "final_loss": [float(h[panels[0][0]][-1]) if h[panels[0][0]].size else np.nan for h in histories],
     }
 
 
