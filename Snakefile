@@ -14,6 +14,8 @@ include: "rules/download.smk"
 include: "rules/simulate.smk"
 include: "rules/normalize.smk"
 include: "rules/train.smk"
+include: "rules/correct.smk"
+include: "rules/explain.smk"
 include: "rules/de.smk"
 include: "rules/evaluate.smk"
 include: "rules/enrich.smk"
@@ -27,7 +29,7 @@ rule all:
     localrule: True
 
 
-# One target per dataset: `snakemake gse60450`, `snakemake sim_bulk`, ...
+# One target per dataset: `snakemake gse60450`, `snakemake sim_pbmc`, `snakemake pbmc`, ...
 for dataset_name in config["datasets"]:
 
     rule:

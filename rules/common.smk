@@ -22,6 +22,29 @@ RESULTS = "results"
 GENERATIVE_METHODS = ["generative_corrected", "generative_faithful"]
 
 
+def is_simulated(dataset):
+    return "simulate" in DATASETS[dataset]
+
+
+def datasets_where(kind, simulated=None):
+    """Regex alternatives of the dataset names of one kind (for per-rule wildcard constraints)."""
+    names = [
+        name
+        for name, spec in DATASETS.items()
+        if spec["kind"] == kind and simulated in (None, is_simulated(name))
+    ]
+    return "|".join(map(re.escape, names)) or "NO_DATASET"
+
+
+BULK = datasets_where("bulk")
+SINGLECELL = datasets_where("singlecell")
+SIMULATED_SINGLECELL = datasets_where("singlecell", simulated=True)
+REAL_SINGLECELL = datasets_where("singlecell", simulated=False)
+BASELINES = ["unintegrated", "combat", "harmony", "scanorama"]
+# Methods whose output is a corrected expression matrix (scVI's normalised expression counts too).
+FULL_OUTPUT = ("unintegrated", "combat", "scvi", "genex")
+
+
 wildcard_constraints:
     dataset="|".join(map(re.escape, DATASETS)) or "NO_DATASET",
     contrast="[A-Za-z0-9_]+",
@@ -29,20 +52,35 @@ wildcard_constraints:
     seed=r"\d+",
     collection="[A-Za-z0-9]+",
     method="deseq2|generative_corrected|generative_faithful",
+    run=r"unintegrated|combat|harmony|scanorama|scvi|genex_(corrected|faithful)_seed\d+",
+    covariate="[A-Za-z0-9_]+",
 
 
-def is_simulated(dataset):
-    return "simulate" in DATASETS[dataset]
+# Suffixes kept on downloaded files so readers can tell the format and compression.
+KEPT_SUFFIXES = (".tar.gz", ".h5ad", ".h5", ".gz")
 
 
 def download_name(key, source):
-    """File name of a downloaded source; keeps .gz so readers detect compression."""
-    return key + (".gz" if source.split("?")[0].endswith(".gz") else "")
+    """File name of a downloaded source: the key plus the source's format suffix."""
+    path = source.split("?")[0]
+    return key + next((suffix for suffix in KEPT_SUFFIXES if path.endswith(suffix)), "")
 
 
 def file_sources(dataset):
-    """Every external file of a dataset as {key: {source, sha256}} (gene sets as gmt_<name>)."""
+    """Every external file of a dataset as {key: {source, sha256}}: bulk counts, gene_info and
+    gene sets (gmt_<name>); single-cell sources and their cell tables (source<i>, metadata<i>).
+    """
     spec = DATASETS[dataset]
+    if spec["kind"] == "singlecell":
+        files = {}
+        for number, source in enumerate(spec["sources"], start=1):
+            files[f"source{number}"] = {
+                "source": source["source"],
+                "sha256": source["sha256"],
+            }
+            if "cell_metadata" in source:
+                files[f"metadata{number}"] = source["cell_metadata"]
+        return files
     files = {key: spec[key] for key in ("counts", "gene_info") if key in spec}
     files.update({f"gmt_{name}": entry for name, entry in spec["gene_sets"].items()})
     return files
@@ -143,6 +181,8 @@ def contrast_of(wildcards):
 
 def dataset_targets(dataset):
     """Every table and figure a user reads for one dataset."""
+    if DATASETS[dataset]["kind"] == "singlecell":
+        return singlecell_targets(dataset)
     base = f"{RESULTS}/{dataset}"
     modes = nbvae_settings(dataset)["modes"]
     contrasts = list(DATASETS[dataset]["contrasts"])
@@ -204,3 +244,113 @@ def enrich_inputs(wildcards):
     else:
         table = f"{base}/{wildcards.method.removeprefix('generative_')}/generative.tsv"
     return {"table": table, "gmt": collection["path"]}
+
+
+# ------------------------------------------------------------------ single-cell datasets
+def singlecell_sources(wildcards):
+    """The configured sources with local paths (downloads or local files) for the reader."""
+    spec = DATASETS[wildcards.dataset]
+    sources = []
+    for number, source in enumerate(spec["sources"], start=1):
+        entry = {
+            k: v
+            for k, v in source.items()
+            if k not in ("source", "sha256", "cell_metadata")
+        }
+        entry["path"] = source_path(wildcards.dataset, f"source{number}")
+        if "cell_metadata" in source:
+            entry["cell_metadata"] = source_path(wildcards.dataset, f"metadata{number}")
+        sources.append(entry)
+    return sources
+
+
+def singlecell_inputs(wildcards):
+    """Every file the reader needs, for Snakemake's dependency tracking."""
+    return [
+        source_path(wildcards.dataset, key) for key in file_sources(wildcards.dataset)
+    ]
+
+
+def singlecell_prepare_inputs(wildcards):
+    inputs = {"adata": f"{RESULTS}/{wildcards.dataset}/data/raw.h5ad"}
+    if DATASETS[wildcards.dataset]["normalize"]["label_cells"] == "markers":
+        inputs["markers"] = local_path("resources/markers/pbmc_markers.tsv")
+    return inputs
+
+
+def genex_runs(dataset):
+    spec = DATASETS[dataset]
+    if "genex" not in spec["methods"]:
+        return []
+    genex = spec["genex"]
+    return [
+        f"genex_{mode}_seed{seed}" for mode in genex["modes"] for seed in genex["seeds"]
+    ]
+
+
+def integration_runs(dataset):
+    """Every batch-correction run of a dataset; unintegrated is always there as the reference."""
+    methods = DATASETS[dataset]["methods"]
+    baselines = [m for m in BASELINES + ["scvi"] if m == "unintegrated" or m in methods]
+    return baselines + genex_runs(dataset)
+
+
+def full_output_runs(dataset):
+    return [run for run in integration_runs(dataset) if run.startswith(FULL_OUTPUT)]
+
+
+def primary_genex(dataset):
+    """(mode, seed) of the GENEX model that is explained: corrected if run, and the first seed."""
+    genex = DATASETS[dataset]["genex"]
+    mode = "corrected" if "corrected" in genex["modes"] else genex["modes"][0]
+    return mode, genex["seeds"][0]
+
+
+def run_files(wildcards, pattern):
+    return [
+        pattern.format(dataset=wildcards.dataset, run=run)
+        for run in integration_runs(wildcards.dataset)
+    ]
+
+
+def full_run_files(wildcards, pattern):
+    return [
+        pattern.format(dataset=wildcards.dataset, run=run)
+        for run in full_output_runs(wildcards.dataset)
+    ]
+
+
+def explain_model(wildcards):
+    mode, seed = primary_genex(wildcards.dataset)
+    return f"{RESULTS}/{wildcards.dataset}/models/genex/{mode}/seed{seed}/model.pt"
+
+
+def singlecell_targets(dataset):
+    spec = DATASETS[dataset]
+    base = f"{RESULTS}/{dataset}"
+    figures = ["scib_table", "umap_batch", "umap_cell_type", "value_histograms"]
+    targets = [f"{base}/integration/scib.tsv"]
+    targets += expand(
+        "{base}/de/wilcoxon_{run}.tsv", base=base, run=full_output_runs(dataset)
+    )
+    if "pseudobulk" in spec:
+        targets += expand(
+            "{base}/de/pseudobulk_{run}.tsv", base=base, run=full_output_runs(dataset)
+        )
+    if is_simulated(dataset):
+        targets.append(f"{base}/integration/truth.tsv")
+        figures += ["truth_scatter", "truth_metrics", "de_recovery"]
+    if genex_runs(dataset):
+        targets += expand(
+            "{base}/explain/{covariate}.tsv",
+            base=base,
+            covariate=spec["explain"]["covariates"],
+        )
+        figures += expand(
+            "explain_{covariate}_{kind}",
+            covariate=spec["explain"]["covariates"],
+            kind=["heatmap", "dotplot", "completeness"],
+        )
+        figures += [f"genex_{mode}_loss" for mode in spec["genex"]["modes"]]
+    targets += expand("{base}/figures/{figure}.png", base=base, figure=figures)
+    return targets

@@ -38,3 +38,38 @@ rule generative_de:
         device=config["device"],
     script:
         "../workflow_scripts/generative_de.py"
+
+
+rule wilcoxon_corrected:
+    input:
+        adata="results/{dataset}/integration/{run}.h5ad",
+    output:
+        table="results/{dataset}/de/wilcoxon_{run}.tsv",
+    log:
+        "logs/{dataset}/wilcoxon/{run}.log",
+    benchmark:
+        "benchmarks/{dataset}/wilcoxon/{run}.tsv"
+    conda:
+        "../envs/singlecell.yaml"
+    threads: 1
+    script:
+        "../workflow_scripts/wilcoxon_corrected.py"
+
+
+rule pseudobulk_corrected:
+    input:
+        adata="results/{dataset}/integration/{run}.h5ad",
+        prepared="results/{dataset}/data/prepared.h5ad",
+    output:
+        table="results/{dataset}/de/pseudobulk_{run}.tsv",
+    log:
+        "logs/{dataset}/pseudobulk/{run}.log",
+    benchmark:
+        "benchmarks/{dataset}/pseudobulk/{run}.tsv"
+    conda:
+        "../envs/singlecell.yaml"
+    threads: 1
+    params:
+        settings=lambda wildcards: DATASETS[wildcards.dataset]["pseudobulk"],
+    script:
+        "../workflow_scripts/pseudobulk_corrected.py"

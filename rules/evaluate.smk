@@ -33,3 +33,78 @@ rule pca_baseline:
     threads: 1
     script:
         "../workflow_scripts/pca_baseline.py"
+
+
+rule scib:
+    input:
+        runs=lambda wildcards: run_files(
+            wildcards, "results/{dataset}/integration/{run}.h5ad"
+        ),
+    output:
+        table="results/{dataset}/integration/scib.tsv",
+    log:
+        "logs/{dataset}/scib.log",
+    benchmark:
+        "benchmarks/{dataset}/scib.tsv"
+    conda:
+        "../envs/scib.yaml"
+    threads: config["threads"]
+    script:
+        "../workflow_scripts/scib.py"
+
+
+rule truth_metrics:
+    input:
+        runs=lambda wildcards: full_run_files(
+            wildcards, "results/{dataset}/integration/{run}.h5ad"
+        ),
+        truth="results/{dataset}/data/truth.h5ad",
+        prepared="results/{dataset}/data/prepared.h5ad",
+    output:
+        summary="results/{dataset}/integration/truth.tsv",
+        genes="results/{dataset}/integration/truth_genes.tsv.gz",
+        sample="results/{dataset}/integration/truth_sample.tsv.gz",
+    log:
+        "logs/{dataset}/truth_metrics.log",
+    benchmark:
+        "benchmarks/{dataset}/truth_metrics.tsv"
+    conda:
+        "../envs/singlecell.yaml"
+    threads: 1
+    params:
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/truth_metrics.py"
+
+
+rule umap:
+    input:
+        adata="results/{dataset}/integration/{run}.h5ad",
+    output:
+        table="results/{dataset}/integration/umap/{run}.tsv.gz",
+    log:
+        "logs/{dataset}/umap/{run}.log",
+    conda:
+        "../envs/singlecell.yaml"
+    threads: 1
+    params:
+        seed=config["seed"],
+    script:
+        "../workflow_scripts/umap.py"
+
+
+rule value_distribution:
+    input:
+        runs=lambda wildcards: full_run_files(
+            wildcards, "results/{dataset}/integration/{run}.h5ad"
+        ),
+    output:
+        histogram="results/{dataset}/integration/values.tsv",
+        summary="results/{dataset}/integration/values_summary.tsv",
+    log:
+        "logs/{dataset}/value_distribution.log",
+    conda:
+        "../envs/singlecell.yaml"
+    threads: 1
+    script:
+        "../workflow_scripts/value_distribution.py"

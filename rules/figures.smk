@@ -150,3 +150,140 @@ rule figure_enrichment:
         top=lambda wildcards: DATASETS[wildcards.dataset]["enrich"]["top_terms"],
     script:
         "../workflow_scripts/figure_enrichment.py"
+
+
+# ------------------------------------------------------------------ single-cell batch correction
+rule figure_scib_table:
+    input:
+        table="results/{dataset}/integration/scib.tsv",
+    output:
+        report(
+            "results/{dataset}/figures/scib_table.png",
+            caption=f"{REPORT_CAPTIONS}/scib_table.rst",
+            category="{dataset}",
+            subcategory="Batch correction",
+        ),
+    log:
+        "logs/{dataset}/figures/scib_table.log",
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    script:
+        "../workflow_scripts/figure_scib_table.py"
+
+
+rule figure_umaps:
+    input:
+        tables=lambda wildcards: run_files(
+            wildcards, "results/{dataset}/integration/umap/{run}.tsv.gz"
+        ),
+    output:
+        **{
+            color: report(
+                f"results/{{dataset}}/figures/umap_{color}.png",
+                caption=f"{REPORT_CAPTIONS}/umap.rst",
+                category="{dataset}",
+                subcategory="Batch correction",
+            )
+            for color in ["batch", "cell_type"]
+        },
+    log:
+        "logs/{dataset}/figures/umaps.log",
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    script:
+        "../workflow_scripts/figure_umaps.py"
+
+
+rule figure_value_histograms:
+    input:
+        histogram="results/{dataset}/integration/values.tsv",
+        summary="results/{dataset}/integration/values_summary.tsv",
+    output:
+        report(
+            "results/{dataset}/figures/value_histograms.png",
+            caption=f"{REPORT_CAPTIONS}/value_histograms.rst",
+            category="{dataset}",
+            subcategory="Batch correction",
+        ),
+    log:
+        "logs/{dataset}/figures/value_histograms.log",
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    script:
+        "../workflow_scripts/figure_value_histograms.py"
+
+
+rule figure_truth:
+    input:
+        summary="results/{dataset}/integration/truth.tsv",
+        sample="results/{dataset}/integration/truth_sample.tsv.gz",
+    output:
+        **{
+            name: report(
+                f"results/{{dataset}}/figures/{name}.png",
+                caption=f"{REPORT_CAPTIONS}/{name}.rst",
+                category="{dataset}",
+                subcategory="Batch correction vs truth",
+            )
+            for name in ["truth_scatter", "truth_metrics", "de_recovery"]
+        },
+    log:
+        "logs/{dataset}/figures/truth.log",
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    script:
+        "../workflow_scripts/figure_truth.py"
+
+
+rule figure_explain:
+    input:
+        genes="results/{dataset}/explain/{covariate}.tsv",
+        cells="results/{dataset}/explain/{covariate}_cells.tsv.gz",
+        summary="results/{dataset}/explain/{covariate}_summary.json",
+    output:
+        **{
+            kind: report(
+                f"results/{{dataset}}/figures/explain_{{covariate}}_{kind}.png",
+                caption=f"{REPORT_CAPTIONS}/explain_{kind}.rst",
+                category="{dataset}",
+                subcategory="GENEX explanation",
+            )
+            for kind in ["heatmap", "dotplot", "completeness"]
+        },
+    log:
+        "logs/{dataset}/figures/explain_{covariate}.log",
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    params:
+        top_genes=lambda wildcards: DATASETS[wildcards.dataset]["explain"]["top_genes"],
+    script:
+        "../workflow_scripts/figure_explain.py"
+
+
+rule figure_genex_training:
+    input:
+        histories=lambda wildcards: expand(
+            "results/{dataset}/models/genex/{mode}/seed{seed}/history.tsv",
+            dataset=wildcards.dataset,
+            mode=wildcards.mode,
+            seed=DATASETS[wildcards.dataset]["genex"]["seeds"],
+        ),
+    output:
+        report(
+            "results/{dataset}/figures/genex_{mode}_loss.png",
+            caption=f"{REPORT_CAPTIONS}/genex_loss.rst",
+            category="{dataset}",
+            subcategory="Training",
+        ),
+    log:
+        "logs/{dataset}/figures/genex_{mode}_loss.log",
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    script:
+        "../workflow_scripts/figure_genex_training.py"

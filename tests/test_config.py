@@ -37,12 +37,22 @@ def test_shipped_configs_validate(extra):
         config = merged(config, yaml.safe_load((REPO / "config" / extra).read_text()))
     validate_config(config, SCHEMA)
     for dataset in config["datasets"].values():
-        assert dataset["nbvae"]["modes"], "defaults filled in nested objects"
-        assert "permutations" in dataset["enrich"]
+        if dataset["kind"] == "bulk":
+            assert dataset["nbvae"]["modes"], "defaults filled in nested objects"
+            assert "permutations" in dataset["enrich"]
+        else:
+            assert dataset["genex"]["modes"] and "n_top_genes" in dataset["normalize"]
 
 
 # Optional blocks whose presence is the setting (absent by default, said in their description).
-PRESENCE_KEYS = {"$defs.bulk_dataset.simulate", "$defs.bulk_dataset.counts", "$defs.bulk_dataset.gene_info"}
+PRESENCE_KEYS = {
+    "$defs.bulk_dataset.simulate",
+    "$defs.bulk_dataset.counts",
+    "$defs.bulk_dataset.gene_info",
+    "$defs.singlecell_dataset.simulate",
+    "$defs.singlecell_dataset.pseudobulk",
+    "$defs.singlecell_source.cell_metadata",
+}
 
 
 def test_every_schema_property_has_default_and_description():
@@ -114,4 +124,25 @@ def test_bad_checksum_format_rejected():
     config = default_config()
     config["datasets"]["gse60450"]["counts"]["sha256"] = "abc"
     with pytest.raises(InputError, match=r"datasets\.gse60450\.counts\.sha256"):
+        validate_config(config, SCHEMA)
+
+
+def test_singlecell_typo_names_the_key():
+    config = default_config()
+    config["datasets"]["sim_pbmc"]["genex"]["max_epoch"] = 3
+    with pytest.raises(InputError, match=r"datasets\.sim_pbmc\.genex.*'max_epoch'.*did you mean 'max_epochs'"):
+        validate_config(config, SCHEMA)
+
+
+def test_real_singlecell_dataset_needs_sources():
+    config = default_config()
+    config["datasets"]["pbmc"]["sources"] = []
+    with pytest.raises(InputError, match=r"datasets\.pbmc\.sources: at least one source"):
+        validate_config(config, SCHEMA)
+
+
+def test_simulated_cell_type_probabilities_must_match():
+    config = default_config()
+    config["datasets"]["sim_pbmc"]["simulate"]["cell_type_prob"] = [0.5, 0.5]
+    with pytest.raises(InputError, match=r"sim_pbmc\.simulate\.cell_type_prob: 2 probabilities for 6 cell_types"):
         validate_config(config, SCHEMA)

@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 import anndata as ad
+import pandas as pd
 import pytest
 import yaml
 
@@ -30,6 +31,16 @@ def tiny_config(**overrides) -> dict:
     sim["simulate"]["n_genes"] = 400
     sim["nbvae"].update({"seeds": [0, 1], "max_epochs": 300, "n_posterior_samples": 50})
     sim["enrich"]["permutations"] = 20
+    for name in ("sim_pbmc", "sim_covid"):
+        single = config["datasets"][name]
+        single["simulate"]["n_genes"] = 300
+        single["normalize"].update({"n_top_genes": 200, "min_genes": 20})
+        single["genex"]["max_epochs"] = 3
+        single["scvi"]["max_epochs"] = 5
+        single["explain"]["max_cells"] = 100
+    config["datasets"]["sim_pbmc"]["simulate"]["batch_cells"] = [120, 120, 160]
+    config["datasets"]["sim_covid"]["simulate"]["cells_per_donor"] = 60
+    config["run"] = ["sim_bulk", "sim_pbmc"]
     for key, value in overrides.items():
         config[key] = value
     return config
@@ -84,6 +95,36 @@ def test_default_run_writes_tables_and_figures(sim_runs):
     assert "counts" in adata.layers and {"cell_type", "status"} <= set(adata.obs)
     assert {"package_version", "config_hash", "seed"} <= set(adata.uns["deepexpr"])
     assert list((workdir / "benchmarks" / "sim_bulk" / "train_nbvae").glob("*.tsv"))
+
+
+def test_default_run_corrects_batches_side_by_side(sim_runs):
+    base = sim_runs[0] / "results" / "sim_pbmc"
+    scib = pd.read_csv(base / "integration" / "scib.tsv", sep="\t")
+    assert set(scib["run"]) == {"unintegrated", "combat", "harmony", "scanorama", "scvi", "genex_corrected_seed0"}
+    assert scib[["bio_conservation", "batch_correction", "total"]].notna().all().all()
+    truth = pd.read_csv(base / "integration" / "truth.tsv", sep="\t")
+    assert set(truth["run"]) == {"unintegrated", "combat", "scvi", "genex_corrected_seed0"}
+    ranked = pd.read_csv(base / "explain" / "batch.tsv", sep="\t")
+    assert {"covariate", "level", "cell_type", "gene", "attribution", "rank"} <= set(ranked.columns)
+    summary = json.loads((base / "explain" / "batch_summary.json").read_text())
+    assert 0.0 <= summary["batch"]["auroc_vs_truth"] <= 1.0
+    corrected = ad.read_h5ad(base / "integration" / "genex_corrected_seed0.h5ad")
+    assert (corrected.layers["corrected"] >= 0).all(), "GENEX output must be non-negative"
+    for figure in ["scib_table", "umap_batch", "umap_cell_type", "value_histograms", "truth_scatter", "explain_batch_heatmap"]:
+        assert (base / "figures" / f"{figure}.png").stat().st_size > 1000, figure
+    assert (sim_runs[0] / "benchmarks" / "sim_pbmc" / "train_genex" / "corrected_seed0.tsv").exists()
+
+
+def test_covid_like_dataset_by_name(tmp_path):
+    """`snakemake sim_covid`: donors as batches, explanation of condition and sex, pseudobulk DE."""
+    result = run_workflow(tmp_path, tiny_config(), "sim_covid")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    base = tmp_path / "results" / "sim_covid"
+    for covariate in ("batch", "condition", "sex"):
+        assert (base / "explain" / f"{covariate}.tsv").exists()
+    pseudobulk = pd.read_csv(base / "de" / "pseudobulk_genex_corrected_seed0.tsv", sep="\t")
+    assert {"cell_type", "gene", "log2FoldChange", "padj"} <= set(pseudobulk.columns)
+    assert not (tmp_path / "results" / "sim_bulk").exists(), "a target by name builds only that dataset"
 
 
 def test_cpu_rerun_gives_identical_numbers(sim_runs):

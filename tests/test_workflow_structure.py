@@ -64,12 +64,12 @@ def test_training_rules_request_a_gpu(rules):
 
 
 def test_heavy_rules_have_benchmarks(rules):
-    for name in ["deseq2", "generative_de", "enrich"]:
+    for name in ["deseq2", "generative_de", "enrich", "integrate_baseline", "scib", "truth_metrics", "explain_genex"]:
         assert rules[name].benchmark, f"rule {name} must have benchmark:"
 
 
 def test_one_target_rule_per_dataset(rules):
-    for dataset in ["sim_bulk", "gse60450"]:
+    for dataset in ["sim_bulk", "gse60450", "sim_pbmc", "sim_covid", "pbmc", "covid"]:
         assert dataset in rules, f"no target rule named {dataset}"
     assert "all" in rules
 
@@ -113,6 +113,18 @@ def test_dry_run_by_dataset_name():
     paper = run(str(BIN / "snakemake"), "-n", "--cores", "2", "gse60450")
     assert paper.returncode == 0, paper.stdout + paper.stderr
     assert "rule download" in paper.stdout or "download" in paper.stdout
+
+
+@pytest.mark.parametrize("dataset", ["pbmc", "covid"])
+def test_dry_run_single_cell_by_name(dataset):
+    offline = run(str(BIN / "snakemake"), "-n", "--cores", "2", dataset, "--configfile", "config/offline.yaml")
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    assert "download" not in offline.stdout, "offline config must not download"
+    for rule in ["prepare_singlecell", "train_genex", "train_scvi", "scib", "explain_genex"]:
+        assert rule in offline.stdout, f"snakemake {dataset} -n does not schedule {rule}"
+    paper = run(str(BIN / "snakemake"), "-n", "--cores", "2", dataset)
+    assert paper.returncode == 0, paper.stdout + paper.stderr
+    assert "download" in paper.stdout
 
 
 def test_config_typo_stops_the_run():

@@ -93,6 +93,9 @@ def _check_cross_fields(config: dict) -> None:
             )
     for name, dataset in datasets.items():
         key = f"datasets.{name}"
+        if dataset["kind"] == "singlecell":
+            _check_singlecell(dataset, key)
+            continue
         if "simulate" not in dataset:
             for needed in ("counts", "sample_sheet"):
                 if not dataset.get(needed):
@@ -116,6 +119,29 @@ def _check_cross_fields(config: dict) -> None:
                 )
             if contrast["test"] == contrast["reference"]:
                 raise InputError("config", f"key {ckey}: test and reference are both '{contrast['test']}'")
+
+
+def _check_singlecell(dataset: dict, key: str) -> None:
+    simulated = "simulate" in dataset
+    if not simulated and not dataset["sources"]:
+        raise InputError("config", f"key {key}.sources: at least one source is required when the dataset is not simulated")
+    if simulated:
+        sim = dataset["simulate"]
+        if len(sim["cell_types"]) != len(sim["cell_type_prob"]):
+            raise InputError(
+                "config",
+                f"key {key}.simulate.cell_type_prob: {len(sim['cell_type_prob'])} probabilities for "
+                f"{len(sim['cell_types'])} cell_types",
+            )
+        if sim["batches"] and len(sim["batches"]) != len(sim["batch_cells"]):
+            raise InputError(
+                "config", f"key {key}.simulate.batches: {len(sim['batches'])} names for {len(sim['batch_cells'])} batch_cells"
+            )
+    pseudobulk = dataset.get("pseudobulk")
+    if pseudobulk and pseudobulk["test"] == pseudobulk["reference"]:
+        raise InputError("config", f"key {key}.pseudobulk: test and reference are both '{pseudobulk['test']}'")
+    if dataset["explain"]["baseline"] == "reference_batch_mean" and not dataset["explain"]["reference_level"]:
+        raise InputError("config", f"key {key}.explain.reference_level: required with baseline reference_batch_mean")
 
 
 def design_terms(design: str) -> list[str]:

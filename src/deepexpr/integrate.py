@@ -65,8 +65,17 @@ def pca_embedding(values: np.ndarray, seed: int, n_comps: int = N_PCS) -> np.nda
 
 
 def _storable(params: Mapping) -> dict:
-    """Parameters as h5ad can store them: None (unwritable in uns) becomes the string 'none'."""
-    return {k: ("none" if v is None else _storable(v) if isinstance(v, Mapping) else v) for k, v in params.items()}
+    """Parameters as h5ad can store them: None (unwritable in uns) becomes the string 'none',
+    tuples become lists."""
+
+    def value(v):
+        if v is None:
+            return "none"
+        if isinstance(v, Mapping):
+            return _storable(v)
+        return list(v) if isinstance(v, tuple) else v
+
+    return {k: value(v) for k, v in params.items()}
 
 
 def finish_integration(

@@ -1,0 +1,208 @@
+"""GENEX: setup checks, training outputs, determinism, checkpoint resume, save/load, streaming."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+import torch
+
+from deepexpr.data.stream import BalancedSampler, MatrixSource, write_backed_csr
+from deepexpr.errors import InputError
+from deepexpr.models.genex import GENEX, HISTORY_COLUMNS, MODE_DEFAULTS, SWITCHES
+
+TINY = {"hidden": (32, 16), "latent_dim": 8, "embed_dim": 4, "batch_size": 64}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread (several threads spin on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_adata(n_cells: int = 300, n_genes: int = 50, seed: int = 0) -> ad.AnnData:
+    """Log-normalised csr data with 3 batches (a shift on the first 10 genes), 2 cell types, sex."""
+    rng = np.random.default_rng(seed)
+    batch = rng.choice(["b1", "b2", "b3"], size=n_cells, p=[0.2, 0.3, 0.5])
+    cell_type = rng.choice(["T", "B"], size=n_cells)
+    rate = np.full((n_cells, n_genes), 2.0)
+    rate[cell_type == "B", 10:20] *= 4
+    rate[batch == "b2", :10] *= 3
+    values = np.log1p(rng.poisson(rate)).astype(np.float32)
+    obs = pd.DataFrame(
+        {"batch": batch, "cell_type": cell_type, "sex": rng.choice(["female", "male"], size=n_cells)},
+        index=[f"cell{i}" for i in range(n_cells)],
+    )
+    return ad.AnnData(sp.csr_matrix(values), obs=obs, var=pd.DataFrame(index=[f"g{i}" for i in range(n_genes)]))
+
+
+def trained(adata, epochs: int = 2, **settings) -> GENEX:
+    GENEX.setup_anndata(adata, explain_keys=["sex"])
+    model = GENEX(adata, seed=0, **{**TINY, **settings})
+    model.train(max_epochs=epochs, device="cpu")
+    return model
+
+
+def test_switches_cover_methods_table():
+    assert set(SWITCHES) >= {
+        "condition_on_labels", "inference_token", "attention_layer", "epoch_definition", "critic_objective", "optimizer"
+    }
+    for mode in MODE_DEFAULTS.values():
+        for switch, allowed in SWITCHES.items():
+            assert mode[switch] in allowed
+
+
+def test_setup_errors_name_the_problem():
+    adata = tiny_adata()
+    with pytest.raises(InputError, match="no column 'donor'"):
+        GENEX.setup_anndata(adata, batch_key="donor")
+    single = adata.copy()
+    single.obs["batch"] = "only"
+    with pytest.raises(InputError, match="single batch"):
+        GENEX.setup_anndata(single)
+    broken = adata.copy()
+    broken.X = broken.X.toarray()
+    broken.X[3, 4] = np.nan
+    with pytest.raises(InputError, match="1 NaN/inf"):
+        GENEX.setup_anndata(broken)
+    with pytest.raises(InputError, match="setup_anndata"):
+        GENEX(tiny_adata())
+    GENEX.setup_anndata(adata)
+    with pytest.raises(InputError, match="unknown keys"):
+        GENEX(adata, max_epoch=3)
+    with pytest.raises(InputError, match="pip install dog-optimizer==1.0.3"):
+        GENEX(adata, optimizer="dog")
+    with pytest.raises(InputError, match="map_to_batch"):
+        GENEX(adata, map_to_batch="b9")
+
+
+def test_train_outputs_shapes_and_info():
+    adata = tiny_adata()
+    model = trained(adata, epochs=3)
+    corrected = model.get_corrected()
+    assert corrected.shape == adata.shape and corrected.dtype == np.float32
+    assert corrected.min() >= 0 and np.isfinite(corrected).all()
+    assert model.get_latent().shape == (adata.n_obs, TINY["latent_dim"])
+    assert list(model.history.columns) == HISTORY_COLUMNS and model.history["epoch"].tolist() == [1, 2, 3]
+    info = model.training_info
+    # 300 cells / 64 = 5 critic steps per epoch, one generator step per 5 critic steps.
+    assert info["g_steps"] == 3 and info["d_steps"] == 15 and info["epochs"] == 3
+    assert info["device"] == "cpu" and info["amp"] is False
+    assert info["parameters"]["dead_attention"] == 0 and info["parameters"]["dead_attention_if_degenerate"] > 0
+    # Another batch as reference, and new data with the same genes.
+    mapped = GENEX(adata, seed=0, map_to_batch="b1", **TINY)
+    mapped.module.load_state_dict(model.module.state_dict())
+    mapped.ema.load_state_dict(model.ema.state_dict())
+    assert not np.allclose(mapped.get_corrected(), corrected)
+    subset = adata[::7].copy()
+    np.testing.assert_allclose(model.get_corrected(subset), corrected[::7], rtol=1e-5, atol=1e-6)
+
+
+def test_same_seed_same_numbers():
+    first = trained(tiny_adata()).get_corrected()
+    second = trained(tiny_adata()).get_corrected()
+    np.testing.assert_array_equal(first, second)
+
+
+def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
+    reference = trained(tiny_adata(), epochs=5)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_epoch_4(epoch, row):
+        if epoch == 4:
+            raise Killed
+
+    adata = tiny_adata()
+    GENEX.setup_anndata(adata, explain_keys=["sex"])
+    first = GENEX(adata, seed=0, **TINY)
+    with pytest.raises(Killed):
+        first.train(max_epochs=5, device="cpu", checkpoint_dir=tmp_path, checkpoint_every=2, callback=kill_at_epoch_4)
+    # Epoch 4 was lost with the process; the new one resumes from the epoch-2 checkpoint.
+    resumed = GENEX(adata, seed=0, **TINY)
+    resumed.train(max_epochs=5, device="cpu", checkpoint_dir=tmp_path, checkpoint_every=2)
+    np.testing.assert_array_equal(resumed.get_corrected(), reference.get_corrected())
+    for name, value in reference.module.state_dict().items():
+        assert (resumed.module.state_dict()[name] == value).all(), name
+    assert resumed.history["epoch"].tolist() == [1, 2, 3, 4, 5]
+    np.testing.assert_array_equal(resumed.history["d_loss"], reference.history["d_loss"])
+    # An epoch cap reached, then training continued to a higher cap.
+    capped = GENEX(adata, seed=0, **TINY)
+    capped.train(max_epochs=3, device="cpu", checkpoint_dir=tmp_path / "cap", checkpoint_every=10)
+    more = GENEX(adata, seed=0, **TINY)
+    more.train(max_epochs=5, device="cpu", checkpoint_dir=tmp_path / "cap")
+    np.testing.assert_array_equal(more.get_corrected(), reference.get_corrected())
+    # Other settings cannot silently resume a checkpoint.
+    with pytest.raises(InputError, match="other settings"):
+        GENEX(adata, seed=0, **{**TINY, "lambda_rec": 1.0}).train(max_epochs=5, checkpoint_dir=tmp_path / "cap")
+
+
+def test_save_load_round_trip(tmp_path):
+    adata = tiny_adata()
+    model = trained(adata)
+    model.save(tmp_path / "model.pt")
+    loaded = GENEX.load(tmp_path / "model.pt", tiny_adata())
+    np.testing.assert_array_equal(loaded.get_corrected(), model.get_corrected())
+    pd.testing.assert_frame_equal(loaded.history, model.history, check_dtype=False)
+    assert loaded.training_info == model.training_info
+    assert loaded.explain_levels == {"sex": ["female", "male"]}
+    fewer_genes = tiny_adata()[:, :40].copy()
+    with pytest.raises(InputError):
+        GENEX.load(tmp_path / "model.pt", fewer_genes)
+
+
+def test_faithful_mode_runs_the_original_schedule():
+    adata = tiny_adata()
+    GENEX.setup_anndata(adata)
+    model = GENEX(adata, mode="faithful", seed=0, hidden=(32, 16), latent_dim=8)
+    model.train(max_epochs=2, device="cpu")
+    info = model.training_info
+    # 8,000 draws -> 3 mini-batches of 2,048 per epoch, one generator step per epoch.
+    assert info["cells_per_epoch"] == 3 * 2048 and info["g_steps"] == 2 and info["d_steps"] == 6
+    assert info["parameters"]["dead_attention"] > 0
+    assert "DoG" in info["optimizer_note"] and info["optimizer"] == "adam"
+    corrected = model.get_corrected()
+    assert corrected.shape == adata.shape and corrected.min() >= 0
+
+
+def test_streaming_from_h5ad_matches_memory(tmp_path):
+    adata = tiny_adata()
+    path = tmp_path / "cells.h5ad"
+    blocks = (adata.X[i : i + 70] for i in range(0, adata.n_obs, 70))
+    write_backed_csr(path, blocks, adata.obs, adata.var)
+    backed = ad.read_h5ad(path, backed="r")  # a normal AnnData file
+    assert backed.shape == adata.shape
+    backed.file.close()
+    source = MatrixSource(path)
+    rows = np.array([0, 1, 2, 50, 51, 299])
+    np.testing.assert_array_equal(source.rows(rows), adata.X[rows].toarray())
+    codes, levels = source.column("batch")
+    assert codes.dtype == np.int8 and levels == ["b1", "b2", "b3"]
+    assert list(source.cell_names(np.array([5, 3]))) == ["cell5", "cell3"]
+    in_memory = trained(adata)
+    GENEX.setup_anndata(path, explain_keys=["sex"])
+    streamed = GENEX(path, seed=0, **TINY)
+    streamed.train(max_epochs=2, device="cpu")
+    np.testing.assert_array_equal(streamed.get_corrected(), in_memory.get_corrected())
+    with pytest.raises(InputError, match="csr"):
+        dense = tmp_path / "dense.h5ad"
+        ad.AnnData(adata.X.toarray(), obs=adata.obs).write_h5ad(dense)
+        MatrixSource(dense)
+
+
+def test_balanced_sampler_evens_out_batches_and_restores_state():
+    codes = np.array([0] * 100 + [1] * 900)
+    sampler = BalancedSampler(codes, seed=1)
+    draws = sampler.draw(20_000)
+    share = (codes[draws] == 0).mean()
+    assert 0.47 < share < 0.53
+    state = sampler.state()
+    following = sampler.draw(10)
+    sampler.restore(state)
+    np.testing.assert_array_equal(sampler.draw(10), following)
