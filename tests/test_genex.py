@@ -109,6 +109,33 @@ def test_same_seed_same_numbers():
     np.testing.assert_array_equal(first, second)
 
 
+def test_batch_mean_output_is_the_mean_of_the_translations_to_every_batch():
+    adata = tiny_adata()
+    model = trained(adata)
+    x = torch.from_numpy(adata.X.toarray())
+    source = torch.from_numpy(model.condition_codes)
+    net = model.ema.eval()
+    with torch.no_grad():
+        translations = [net.transform(x, torch.full_like(source, k), source) for k in range(len(model.conditions))]
+    expected = torch.stack(translations).mean(dim=0).numpy()
+    np.testing.assert_allclose(model.get_corrected(), expected, rtol=1e-5, atol=1e-6)
+    token = GENEX(adata, seed=0, inference_target="token", **TINY)
+    token.module.load_state_dict(model.module.state_dict())
+    token.ema.load_state_dict(model.ema.state_dict())
+    with torch.no_grad():
+        null = net.transform(x, torch.full_like(source, net.null_index), source).numpy()
+    np.testing.assert_allclose(token.get_corrected(), null, rtol=1e-5, atol=1e-6)
+
+
+def test_multiplicative_residual_keeps_zeros_and_trains():
+    adata = tiny_adata()
+    model = trained(adata, residual="multiplicative")
+    corrected, values = model.get_corrected(), adata.X.toarray()
+    assert np.isfinite(corrected).all() and corrected.min() >= 0
+    assert (corrected[values == 0] == 0).all(), "a multiplicative effect cannot turn a zero count into expression"
+    assert not np.allclose(corrected, values)
+
+
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     reference = trained(tiny_adata(), epochs=5)
 
