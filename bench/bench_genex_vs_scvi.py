@@ -6,8 +6,8 @@ Usage:
         [--device auto|cpu|cuda] [--seed 0] [--out bench/results/genex_vs_scvi.tsv]
 
 Data: a prepared.h5ad of the workflow (``--prepared``), or by default the real 3-batch PBMC subset in
-../shared/data, prepared as the workflow does (filter_cells min_genes 200, filter_genes min_cells 3,
-HVG seurat_v3 on counts with batch_key = tech, 2,000 genes, normalize_total 1e4 + log1p).
+../shared/data, read and prepared with the workflow's own functions and default settings (QC,
+normalize_total + log1p, 2,000 seurat_v3 HVGs with the batch key).
 
 Both models train for the same number of epochs = passes over all cells (GENEX corrected mode: one
 balanced pass per epoch, METHODS G4; scVI: one pass per epoch), with the same torch threads and
@@ -24,9 +24,7 @@ import time
 from pathlib import Path
 
 import anndata as ad
-import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 
 from deepexpr.integrate import integrate
@@ -37,28 +35,14 @@ REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["device", "n_cells", "n_genes", "method", "epochs", "seconds", "cells_per_second"]
 
 
-def load_pbmc(data_dir: Path, n_hvg: int = 2000) -> ad.AnnData:
-    """The SAVERCAT 3-batch PBMC subset (genes x cells MatrixMarket) as a prepared AnnData."""
-    import scanpy as sc
-    from scipy.io import mmread
+def load_pbmc(data_dir: Path, seed: int) -> ad.AnnData:
+    """The 3-batch PBMC subset read and prepared as ``snakemake pbmc --configfile config/offline.yaml`` does."""
+    from deepexpr.data.prepare_sc import prepare_singlecell
+    from deepexpr.data.singlecell import read_singlecell
 
-    counts = sp.csr_matrix(mmread(data_dir / "matrix.mtx.gz").T, dtype=np.float32)
-    genes = pd.read_csv(data_dir / "features.tsv.gz", header=None)[0].astype(str).to_numpy()
-    cells = pd.read_csv(data_dir / "barcodes.tsv.gz", header=None)[0].astype(str).to_numpy()
-    meta = pd.read_csv(data_dir / "cell_metadata.tsv", sep="\t", index_col=0).loc[cells]
-    obs = pd.DataFrame({"batch": meta["tech"].astype(str), "cell_type": meta["celltype"].astype(str)}, index=cells)
-    adata = ad.AnnData(counts, obs=obs, var=pd.DataFrame(index=genes))
-    adata.var_names_make_unique()
-    sc.pp.filter_cells(adata, min_genes=200)
-    sc.pp.filter_genes(adata, min_cells=3)
-    adata.layers["counts"] = adata.X.copy()
-    adata.obs["n_counts"] = np.asarray(adata.X.sum(axis=1)).ravel()
-    sc.pp.highly_variable_genes(adata, flavor="seurat_v3", n_top_genes=n_hvg, batch_key="batch", layer="counts")
-    sc.pp.normalize_total(adata, target_sum=1e4)
-    sc.pp.log1p(adata)
-    adata = adata[:, adata.var["highly_variable"]].copy()
-    adata.X = sp.csr_matrix(adata.X, dtype=np.float32)
-    return adata
+    source = {"format": "10x_mtx", "path": str(data_dir), "cell_metadata": str(data_dir / "cell_metadata.tsv")}
+    raw = read_singlecell([source], {"batch": "tech", "cell_type": "celltype"})
+    return prepare_singlecell(raw, None, "pbmc", seed, str(data_dir))
 
 
 def train_genex(prepared: ad.AnnData, epochs: int, device: str, seed: int) -> float:
@@ -94,7 +78,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    prepared = ad.read_h5ad(args.prepared) if args.prepared else load_pbmc(args.data_dir)
+    prepared = ad.read_h5ad(args.prepared) if args.prepared else load_pbmc(args.data_dir, args.seed)
     n_cells, n_genes = prepared.shape
     label = device.type if device.type == "cpu" else torch.cuda.get_device_name(device)
     print(f"{n_cells} cells x {n_genes} genes, {args.epochs} epochs, device {label}, {args.threads} threads")
