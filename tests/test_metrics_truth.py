@@ -26,7 +26,8 @@ def _truth_and_prepared(seed: int = 0):
         {"batch": np.where(np.arange(n_cells) % 2, "b1", "b0"), "cell_type": cell_type},
         index=[f"c{i}" for i in range(n_cells)],
     )
-    var = pd.DataFrame({"de_gene": np.arange(n_genes) < 5}, index=genes)
+    # The "batch effect" touched g20-g29.
+    var = pd.DataFrame({"de_gene": np.arange(n_genes) < 5, "batch_affected": (np.arange(n_genes) // 10) == 2}, index=genes)
     truth = ad.AnnData(sp.csr_matrix(counts), obs=obs.copy(), var=var)
     keep_cells, keep_genes = obs.index[10:], genes[:40]
     prepared = ad.AnnData(obs=obs.loc[keep_cells].copy(), var=pd.DataFrame(index=keep_genes))
@@ -75,6 +76,11 @@ def test_noise_lowers_the_scores_and_the_sample_is_seeded(data):
     row, per_gene, sample = truth_metrics(_run(prepared, noisy), truth, prepared, seed=0, run="noisy")
     assert row["pearson_median"] < 0.9 and row["mse"] > 0.5 and row["w1"] > 0
     assert row["n_genes_constant"] == 1 and np.isnan(per_gene.loc[7, "pearson"])
+    assert row["pearson_median_batch_genes"] == pytest.approx(per_gene.loc[20:29, "pearson"].median())
+    only_batch_genes = expected.copy()
+    only_batch_genes[:, 20:30] = noisy[:, 20:30]
+    row, _, _ = truth_metrics(_run(prepared, only_batch_genes), truth, prepared, seed=0, run="noisy")
+    assert row["pearson_median"] == pytest.approx(1.0) and row["pearson_median_batch_genes"] < 0.9
     _, _, same = truth_metrics(_run(prepared, noisy), truth, prepared, seed=0, run="noisy")
     pd.testing.assert_frame_equal(sample, same)
 

@@ -84,6 +84,7 @@ def integration_tables(tmp_path_factory):
                 "mode": "corrected" if run.startswith("genex") else "none",
                 "seed": 0,
                 "pearson_median": 0.9 - 0.1 * k,
+                "pearson_median_batch_genes": 0.8 - 0.1 * k,
                 "mse": 0.2 + 0.1 * k,
                 "w1": 0.05 + 0.02 * k,
                 "de_precision": np.nan if run == "combat" else 0.5 + 0.1 * k,
