@@ -93,25 +93,30 @@ GENEX_HISTORY_PANELS = [
 ]
 
 
+def _parse_run(run: str) -> tuple[str, str, int]:
+    """(kind, name or GENEX mode, seed) of a run name; kind is "baseline", "genex" or "other"."""
+    match = _GENEX_RUN.match(run)
+    if run in BASELINE_LABELS:
+        return "baseline", run, 0
+    if match:
+        return "genex", match["mode"], int(match["seed"])
+    return "other", run, 0
+
+
 def run_label(run: str) -> str:
     """Display label of a run name: ``genex_corrected_seed0`` -> ``GENEX (corrected, seed 0)``."""
-    run = str(run)
-    if run in BASELINE_LABELS:
-        return BASELINE_LABELS[run]
-    match = _GENEX_RUN.match(run)
-    if match:
-        return f"GENEX ({match['mode']}, seed {int(match['seed'])})"
-    return run
+    kind, name, seed = _parse_run(str(run))
+    if kind == "baseline":
+        return BASELINE_LABELS[name]
+    return f"GENEX ({name}, seed {seed})" if kind == "genex" else name
 
 
 def _run_sort_key(run: str) -> tuple:
     """Baselines in a fixed order (unintegrated first), then GENEX by mode and seed, then anything else."""
-    if run in BASELINE_LABELS:
-        return (0, list(BASELINE_LABELS).index(run), "", 0)
-    match = _GENEX_RUN.match(run)
-    if match:
-        return (1, 0, match["mode"], int(match["seed"]))
-    return (2, 0, run, 0)
+    kind, name, seed = _parse_run(run)
+    if kind == "baseline":
+        return (0, list(BASELINE_LABELS).index(name), "", 0)
+    return (1, 0, name, seed) if kind == "genex" else (2, 0, name, 0)
 
 
 def run_order(runs) -> list[str]:
@@ -121,13 +126,12 @@ def run_order(runs) -> list[str]:
 
 def run_colour(run: str) -> str:
     """One colour per method (all seeds of a GENEX mode share it)."""
-    run = str(run)
-    if run in _BASELINE_COLOURS:
-        return _BASELINE_COLOURS[run]
-    match = _GENEX_RUN.match(run)
-    if match:
-        return _GENEX_COLOURS.get(match["mode"], PALETTE[6])
-    return _OTHER_COLOURS[sum(map(ord, run)) % len(_OTHER_COLOURS)]
+    kind, name, _ = _parse_run(str(run))
+    if kind == "baseline":
+        return _BASELINE_COLOURS[name]
+    if kind == "genex":
+        return _GENEX_COLOURS.get(name, PALETTE[6])
+    return _OTHER_COLOURS[sum(map(ord, name)) % len(_OTHER_COLOURS)]
 
 
 def natural_key(text) -> list:
