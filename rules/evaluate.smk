@@ -79,11 +79,13 @@ rule truth_metrics:
 
 rule umap:
     input:
-        adata="results/{dataset}/integration/{run}.h5ad",
+        runs=lambda wildcards: run_files(
+            wildcards, "results/{dataset}/integration/{run}.h5ad"
+        ),
     output:
-        table="results/{dataset}/integration/umap/{run}.tsv.gz",
+        table="results/{dataset}/integration/umap.tsv.gz",
     log:
-        "logs/{dataset}/umap/{run}.log",
+        "logs/{dataset}/umap.log",
     conda:
         "../envs/singlecell.yaml"
     threads: 1

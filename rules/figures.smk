@@ -174,9 +174,7 @@ rule figure_scib_table:
 
 rule figure_umaps:
     input:
-        tables=lambda wildcards: run_files(
-            wildcards, "results/{dataset}/integration/umap/{run}.tsv.gz"
-        ),
+        table="results/{dataset}/integration/umap.tsv.gz",
     output:
         **{
             color: report(

@@ -97,11 +97,13 @@ def test_scib_table_needs_the_pre_integrated_run(runs):
         scib_table({"mixed": runs["mixed"]})
 
 
-def test_umap_table_is_seeded(runs):
-    first = umap_table(runs["mixed"], seed=0)
-    assert list(first.columns) == ["cell", "umap1", "umap2", "batch", "cell_type"]
-    assert list(first["cell"]) == list(runs["mixed"].obs_names)
-    pd.testing.assert_frame_equal(first, umap_table(runs["mixed"], seed=0))
+def test_umap_table_is_seeded_with_one_block_per_run(runs):
+    first = umap_table(runs, seed=0)
+    assert list(first.columns) == ["run", "cell", "umap1", "umap2", "batch", "cell_type"]
+    assert list(first["run"].unique()) == list(runs)
+    for name, run in runs.items():
+        assert list(first.loc[first["run"] == name, "cell"]) == list(run.obs_names)
+    pd.testing.assert_frame_equal(first, umap_table(runs, seed=0))
 
 
 def test_value_histogram_and_summary():

@@ -39,13 +39,14 @@ def integration_tables(tmp_path_factory):
     cell_type = rng.choice(CELL_TYPES, n_cells)
     batch = rng.choice(BATCHES, n_cells)
     centres = {ct: rng.normal(0, 6, 2) for ct in CELL_TYPES}
-    umap_paths = {}
+    umap_frames = []
     for run in RUNS:
         coords = np.array([centres[ct] for ct in cell_type]) + rng.normal(0, 1, (n_cells, 2))
         if run == "unintegrated":
             coords[:, 0] += 4 * (batch == "batch2")
         frame = pd.DataFrame(
             {
+                "run": run,
                 "cell": [f"cell{i}" for i in range(n_cells)],
                 "umap1": coords[:, 0],
                 "umap2": coords[:, 1],
@@ -53,8 +54,9 @@ def integration_tables(tmp_path_factory):
                 "cell_type": cell_type,
             }
         )
-        umap_paths[run] = root / "umap" / f"{run}.tsv.gz"
-        write_table(frame, umap_paths[run])
+        umap_frames.append(frame)
+    umap_path = root / "umap.tsv.gz"
+    write_table(pd.concat(umap_frames, ignore_index=True), umap_path)
 
     edges = np.linspace(-1.0, 6.0, 41)
     histogram, summary, truth, sample = [], [], [], []
@@ -116,7 +118,7 @@ def integration_tables(tmp_path_factory):
         scib_rows.append(row)
 
     paths = {
-        "umap": umap_paths,
+        "umap": umap_path,
         "values": root / "values.tsv",
         "values_summary": root / "values_summary.tsv",
         "truth": root / "truth.tsv",
@@ -217,21 +219,24 @@ def test_run_labels_and_order():
 @pytest.mark.parametrize("color", ["batch", "cell_type"])
 def test_umap_grid_has_one_panel_per_run_and_shared_levels(integration_tables, tmp_path, color):
     out = tmp_path / f"umap_{color}.png"
-    result = integration.plot_umaps(list(integration_tables["umap"].values()), color, out, **TITLE)
+    result = integration.plot_umaps(integration_tables["umap"], color, out, **TITLE)
     assert_png(out)
     assert result["runs"] == integration.run_order(RUNS)
     assert result["levels"] == (BATCHES if color == "batch" else CELL_TYPES)
     assert set(result["n_cells"].values()) == {300}
 
 
-def test_umap_accepts_a_run_mapping_and_names_a_missing_column(integration_tables, tmp_path):
-    paths = integration_tables["umap"]
-    result = integration.plot_umaps({"scvi": paths["scvi"]}, "batch", tmp_path / "one.png")
+def test_umap_picks_runs_and_names_a_missing_run_or_column(integration_tables, tmp_path):
+    path = integration_tables["umap"]
+    result = integration.plot_umaps(path, "batch", tmp_path / "one.png", runs=["scvi"])
     assert result["runs"] == ["scvi"]
-    broken = tmp_path / "umap" / "combat.tsv.gz"
-    write_table(pd.read_csv(paths["combat"], sep="\t").drop(columns="cell_type"), broken)
     with pytest.raises(InputError) as excinfo:
-        integration.plot_umaps([paths["scvi"], broken], "cell_type", tmp_path / "never.png")
+        integration.plot_umaps(path, "batch", tmp_path / "never.png", runs=["scvi", "bbknn"])
+    assert str(path) in str(excinfo.value) and "bbknn" in str(excinfo.value)
+    broken = tmp_path / "umap.tsv.gz"
+    write_table(pd.read_csv(path, sep="\t").drop(columns="cell_type"), broken)
+    with pytest.raises(InputError) as excinfo:
+        integration.plot_umaps(broken, "cell_type", tmp_path / "never.png")
     assert_names_file_and_column(excinfo, broken, "cell_type")
     assert not (tmp_path / "never.png").exists()
 

@@ -9,4 +9,4 @@ from deepexpr.workflow import rule_log
 
 with rule_log(snakemake.log[0]):
     for color in ("batch", "cell_type"):
-        plot_umaps(snakemake.input.tables, color, snakemake.output[color], dataset=snakemake.wildcards.dataset)
+        plot_umaps(snakemake.input.table, color, snakemake.output[color], dataset=snakemake.wildcards.dataset)

@@ -1,6 +1,7 @@
-"""Rule umap: 2-D UMAP coordinates of one run's embedding, for the before/after figures."""
+"""Rule umap: 2-D UMAP coordinates of every run's embedding, for the before/after figures."""
 
 import sys
+from pathlib import Path
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
@@ -11,5 +12,5 @@ from deepexpr.metrics.integration import umap_table
 from deepexpr.workflow import rule_log
 
 with rule_log(snakemake.log[0]):
-    table = umap_table(ad.read_h5ad(snakemake.input.adata), seed=snakemake.params.seed)
-    write_table(table, snakemake.output.table)
+    runs = {Path(path).stem: ad.read_h5ad(path) for path in snakemake.input.runs}
+    write_table(umap_table(runs, seed=snakemake.params.seed), snakemake.output.table)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -156,24 +155,6 @@ def _grid_shape(n: int, max_cols: int = 4) -> tuple[int, int]:
     return math.ceil(n / ncols), ncols
 
 
-def _run_name_from_path(path) -> str:
-    name = Path(path).name
-    for suffix in (".tsv.gz", ".tsv"):
-        if name.endswith(suffix):
-            return name[: -len(suffix)]
-    return Path(path).stem
-
-
-def _paths_by_run(paths: Mapping[str, object] | Sequence) -> dict[str, object]:
-    if isinstance(paths, Mapping):
-        by_run = {str(run): path for run, path in paths.items()}
-    else:
-        by_run = {_run_name_from_path(path): path for path in paths}
-    if not by_run:
-        raise InputError("umap tables", "no UMAP tables given")
-    return {run: by_run[run] for run in run_order(by_run)}
-
-
 def _ordered_runs(df: pd.DataFrame) -> list[str]:
     return run_order(df["run"].astype(str))
 
@@ -189,29 +170,32 @@ def _hide_unused(axes, used: int) -> None:
 
 @styled
 def plot_umaps(
-    umap_tsv_paths: Mapping[str, object] | Sequence,
+    umap_tsv,
     color: str,
     out,
     seed: int = 0,
     *,
+    runs: Sequence[str] | None = None,
     dataset: str = "",
     label: str = "",
     mode: str = "",
 ) -> dict:
     """One UMAP panel per run coloured by ``color`` (``batch`` or ``cell_type``), one shared legend.
 
-    ``umap_tsv_paths``: ``{run: path}`` or a list of ``.../umap/{run}.tsv.gz``. Points are drawn in a
-    seeded random order so no level hides the others. Returns ``runs``, ``n_cells`` per run and
-    ``levels``.
+    ``umap_tsv``: the long table of :func:`deepexpr.metrics.integration.umap_table` (one row per
+    run and cell); ``runs`` picks some of its runs (None = all). Points are drawn in a seeded random
+    order so no level hides the others. Returns ``runs``, ``n_cells`` per run and ``levels``.
     """
-    by_run = _paths_by_run(umap_tsv_paths)
-    tables = {}
-    for run, path in by_run.items():
-        df = read_checked(path, ["cell", "umap1", "umap2", color])
-        for col in ("umap1", "umap2"):
-            df[col] = numeric(df, col, path)
-        df[color] = df[color].astype(str)
-        tables[run] = df
+    df = read_checked(umap_tsv, ["run", "cell", "umap1", "umap2", color])
+    for col in ("umap1", "umap2"):
+        df[col] = numeric(df, col, umap_tsv)
+    df["run"] = df["run"].astype(str)
+    df[color] = df[color].astype(str)
+    wanted = _ordered_runs(df) if runs is None else run_order(runs)
+    missing = sorted(set(wanted) - set(df["run"]))
+    if missing:
+        raise InputError(str(umap_tsv), f"no UMAP rows for runs {missing}")
+    tables = {run: df[df["run"] == run] for run in wanted}
     levels = sorted(set().union(*(set(df[color]) for df in tables.values())), key=natural_key)
     colours = level_colours(levels)
 
