@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from types import SimpleNamespace
 from unittest import mock
 
@@ -68,6 +69,11 @@ _BENCHMARKER_NAMES = {
     "graph_connectivity": "graph_connectivity",
     "pcr_comparison": "pcr_comparison",
 }
+
+
+def read_runs(paths: Iterable) -> dict[str, ad.AnnData]:
+    """The integration runs of a dataset keyed by run name, i.e. the file name of ``{run}.h5ad``."""
+    return {Path(path).stem: ad.read_h5ad(path) for path in paths}
 
 
 def run_identity(run: str, adata: ad.AnnData) -> dict:
