@@ -26,6 +26,15 @@ def is_simulated(dataset):
     return "simulate" in DATASETS[dataset]
 
 
+def simulated_only(wildcards, pattern):
+    """An input that only simulated datasets have (their truth): [path] or []."""
+    return (
+        [pattern.format(dataset=wildcards.dataset)]
+        if is_simulated(wildcards.dataset)
+        else []
+    )
+
+
 def datasets_where(kind, simulated=None):
     """Regex alternatives of the dataset names of one kind (for per-rule wildcard constraints)."""
     names = [

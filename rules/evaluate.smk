@@ -40,6 +40,13 @@ rule scib:
         runs=lambda wildcards: run_files(
             wildcards, "results/{dataset}/integration/{run}.h5ad"
         ),
+        # Simulated data: the batch-free truth is scored too, as a reference row.
+        truth=lambda wildcards: simulated_only(
+            wildcards, "results/{dataset}/data/truth.h5ad"
+        ),
+        prepared=lambda wildcards: simulated_only(
+            wildcards, "results/{dataset}/data/prepared.h5ad"
+        ),
     output:
         table="results/{dataset}/integration/scib.tsv",
     log:
@@ -49,6 +56,8 @@ rule scib:
     conda:
         "../envs/scib.yaml"
     threads: config["threads"]
+    params:
+        seed=config["seed"],
     script:
         "../workflow_scripts/scib.py"
 

@@ -5,10 +5,8 @@ rule explain_genex:
     input:
         adata="results/{dataset}/data/prepared.h5ad",
         model=explain_model,
-        truth=lambda wildcards: (
-            [f"results/{wildcards.dataset}/data/truth.h5ad"]
-            if is_simulated(wildcards.dataset)
-            else []
+        truth=lambda wildcards: simulated_only(
+            wildcards, "results/{dataset}/data/truth.h5ad"
         ),
     output:
         genes="results/{dataset}/explain/{covariate}.tsv",

@@ -10,7 +10,14 @@ import scipy.sparse as sp
 
 from deepexpr.errors import InputError
 from deepexpr.integrate import finish_integration
-from deepexpr.metrics.truth import TRUTH_COLUMNS, de_recovery, log_normalised_truth, truth_metrics
+from deepexpr.metrics.truth import (
+    TRUTH_COLUMNS,
+    TRUTH_RUN,
+    de_recovery,
+    log_normalised_truth,
+    truth_metrics,
+    truth_reference_run,
+)
 
 
 def _truth_and_prepared(seed: int = 0):
@@ -49,6 +56,17 @@ def test_truth_is_normalised_over_all_its_genes(data):
     counts = truth.X.toarray()
     manual = np.log1p(counts / counts.sum(axis=1, keepdims=True) * 1e4)[10:, :40]
     np.testing.assert_allclose(expected, manual, rtol=1e-6)
+
+
+def test_truth_reference_run_is_the_truth_of_the_prepared_cells(data):
+    truth, prepared = data
+    reference = truth_reference_run(truth, prepared, seed=0)
+    assert reference.uns["integration"]["method"] == TRUTH_RUN and reference.uns["integration"]["output"] == "full"
+    assert reference.obs_names.equals(prepared.obs_names) and reference.var_names.equals(prepared.var_names)
+    np.testing.assert_allclose(
+        reference.layers["corrected"], log_normalised_truth(truth, prepared.obs_names, prepared.var_names), rtol=1e-6
+    )
+    assert reference.obsm["X_emb"].shape[0] == prepared.n_obs
 
 
 def test_corrected_equal_to_truth_scores_perfectly(data):

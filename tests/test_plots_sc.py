@@ -203,6 +203,8 @@ def test_run_labels_and_order():
         "scVI",
     ]
     assert integration.run_label("seurat") == "seurat"
+    assert integration.run_label("truth") == "Batch-free truth (reference)"
+    assert integration.run_order(["truth", "seurat", *RUNS])[-2:] == ["seurat", "truth"]
     assert integration.run_order(RUNS) == [
         "unintegrated",
         "combat",

@@ -103,8 +103,13 @@ def test_default_run_writes_tables_and_figures(sim_runs):
 def test_default_run_corrects_batches_side_by_side(sim_runs):
     base = sim_runs[0] / "results" / "sim_pbmc"
     scib = pd.read_csv(base / "integration" / "scib.tsv", sep="\t")
-    assert set(scib["run"]) == {"unintegrated", "combat", "harmony", "scanorama", "scvi", "genex_corrected_seed0"}
+    assert set(scib["run"]) == {"unintegrated", "combat", "harmony", "scanorama", "scvi", "genex_corrected_seed0", "truth"}
     assert scib[["bio_conservation", "batch_correction", "total"]].notna().all().all()
+    # The batch-free truth keeps the cell types apart and has no batch left in it.
+    reference = scib.set_index("run").loc["truth"]
+    unintegrated = scib.set_index("run").loc["unintegrated"]
+    assert reference["batch_correction"] > unintegrated["batch_correction"]
+    assert reference["bio_conservation"] > 0.5
     truth = pd.read_csv(base / "integration" / "truth.tsv", sep="\t")
     assert set(truth["run"]) == {"unintegrated", "combat", "scvi", "genex_corrected_seed0"}
     ranked = pd.read_csv(base / "explain" / "batch.tsv", sep="\t")

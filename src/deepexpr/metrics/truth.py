@@ -20,6 +20,7 @@ from sklearn.metrics import average_precision_score
 
 from deepexpr.de_sc import wilcoxon_by_cell_type
 from deepexpr.errors import InputError
+from deepexpr.integrate import finish_integration
 from deepexpr.metrics.integration import run_identity
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,29 @@ def log_normalised_truth(truth: ad.AnnData, cells: pd.Index, genes: pd.Index, ta
     cols = truth.var_names.get_indexer(genes)
     subset = counts[rows][:, cols].toarray()
     return np.log1p(subset * (target_sum / totals[rows])[:, None])
+
+
+#: Run name of the batch-free truth when it is scored beside the methods (scib.tsv, simulated data).
+TRUTH_RUN = "truth"
+
+
+def truth_reference_run(truth: ad.AnnData, prepared: ad.AnnData, seed: int) -> ad.AnnData:
+    """The batch-free truth of the prepared cells and genes as a "full" integration run.
+
+    Scored by scIB beside the methods, it is what a method that removed the batch effect exactly
+    (and nothing else) would get: the ceiling of any correction of expression values scored on
+    PCA(50). An embedding can score above it (it may also smooth away counting noise).
+    """
+    expected = log_normalised_truth(truth, prepared.obs_names, prepared.var_names)
+    return finish_integration(
+        prepared,
+        TRUTH_RUN,
+        corrected=expected,
+        seconds=0.0,
+        params={"reference": "batch-free simulated counts, log1p(normalize_total 1e4)"},
+        seed=seed,
+        output="full",
+    )
 
 
 def per_gene_pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:

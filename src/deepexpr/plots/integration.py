@@ -71,6 +71,8 @@ BASELINE_LABELS = {
     "scanorama": "Scanorama",
     "scvi": "scVI",
 }
+#: Rows that are not methods: the simulated batch-free truth (scib.tsv of simulated data).
+REFERENCE_LABELS = {"truth": "Batch-free truth (reference)"}
 _GENEX_RUN = re.compile(r"^genex_(?P<mode>.+)_seed(?P<seed>\d+)$")
 _BASELINE_COLOURS = {
     "unintegrated": NEUTRAL_COLOUR,
@@ -93,10 +95,12 @@ GENEX_HISTORY_PANELS = [
 
 
 def _parse_run(run: str) -> tuple[str, str, int]:
-    """(kind, name or GENEX mode, seed) of a run name; kind is "baseline", "genex" or "other"."""
+    """(kind, name or GENEX mode, seed) of a run name; kind is "baseline", "genex", "reference" or "other"."""
     match = _GENEX_RUN.match(run)
     if run in BASELINE_LABELS:
         return "baseline", run, 0
+    if run in REFERENCE_LABELS:
+        return "reference", run, 0
     if match:
         return "genex", match["mode"], int(match["seed"])
     return "other", run, 0
@@ -105,21 +109,21 @@ def _parse_run(run: str) -> tuple[str, str, int]:
 def run_label(run: str) -> str:
     """Display label of a run name: ``genex_corrected_seed0`` -> ``GENEX (corrected, seed 0)``."""
     kind, name, seed = _parse_run(str(run))
-    if kind == "baseline":
-        return BASELINE_LABELS[name]
+    if kind in ("baseline", "reference"):
+        return {**BASELINE_LABELS, **REFERENCE_LABELS}[name]
     return f"GENEX ({name}, seed {seed})" if kind == "genex" else name
 
 
 def _run_sort_key(run: str) -> tuple:
-    """Baselines in a fixed order (unintegrated first), then GENEX by mode and seed, then anything else."""
+    """Baselines in a fixed order (unintegrated first), GENEX by mode and seed, anything else, the truth."""
     kind, name, seed = _parse_run(run)
     if kind == "baseline":
         return (0, list(BASELINE_LABELS).index(name), "", 0)
-    return (1, 0, name, seed) if kind == "genex" else (2, 0, name, 0)
+    return {"genex": (1, 0, name, seed), "other": (2, 0, name, 0)}.get(kind, (3, 0, name, 0))
 
 
 def run_order(runs) -> list[str]:
-    """Runs in display order: unintegrated, the baselines, then GENEX by mode and seed."""
+    """Runs in display order: unintegrated, the baselines, GENEX by mode and seed, others, the truth."""
     return sorted(dict.fromkeys(map(str, runs)), key=_run_sort_key)
 
 
@@ -130,6 +134,8 @@ def run_colour(run: str) -> str:
         return _BASELINE_COLOURS[name]
     if kind == "genex":
         return _GENEX_COLOURS.get(name, PALETTE[6])
+    if kind == "reference":
+        return "#000000"
     return _OTHER_COLOURS[sum(map(ord, name)) % len(_OTHER_COLOURS)]
 
 
