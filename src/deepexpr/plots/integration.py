@@ -119,7 +119,7 @@ def _run_sort_key(run: str) -> tuple:
     kind, name, seed = _parse_run(run)
     if kind == "baseline":
         return (0, list(BASELINE_LABELS).index(name), "", 0)
-    return {"genex": (1, 0, name, seed), "other": (2, 0, name, 0)}.get(kind, (3, 0, name, 0))
+    return ({"genex": 1, "other": 2, "reference": 3}[kind], 0, name, seed)
 
 
 def run_order(runs) -> list[str]:
