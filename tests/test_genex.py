@@ -103,6 +103,23 @@ def test_train_outputs_shapes_and_info():
     np.testing.assert_allclose(model.get_corrected(subset), corrected[::7], rtol=1e-5, atol=1e-6)
 
 
+def test_anchors_pull_the_batches_together():
+    """The anchor term moves each batch toward its mutual nearest neighbours in the others."""
+    adata = tiny_adata()
+    batch2 = (adata.obs["batch"] == "b2").to_numpy()
+
+    def batch_gap(values):  # b2 against the rest on the 10 genes b2 shifts
+        return np.abs(values[batch2, :10].mean(0) - values[~batch2, :10].mean(0)).mean()
+
+    gaps = {}
+    for weight in (0.0, 200.0):
+        model = trained(adata, epochs=20, lr=5e-3, lambda_anchor=weight)
+        gaps[weight] = batch_gap(model.get_corrected())
+        assert ("anchors" in model.training_info) == (weight > 0)
+    assert model.training_info["anchors"]["fraction_anchored"] > 0.5
+    assert gaps[200.0] < 0.6 * gaps[0.0] and gaps[0.0] <= batch_gap(adata.X.toarray())
+
+
 def test_same_seed_same_numbers():
     first = trained(tiny_adata()).get_corrected()
     second = trained(tiny_adata()).get_corrected()
