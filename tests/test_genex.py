@@ -120,6 +120,21 @@ def test_anchors_pull_the_batches_together():
     assert gaps[200.0] < 0.6 * gaps[0.0] and gaps[0.0] <= batch_gap(adata.X.toarray())
 
 
+def test_lazy_gradient_penalty_runs_on_every_kth_critic_step(monkeypatch):
+    calls = []
+    penalty = GENEX._gradient_penalty
+
+    def counted(module, real, fake, condition=None):
+        calls.append(real.shape[0])
+        return penalty(module, real, fake, condition)
+
+    monkeypatch.setattr(GENEX, "_gradient_penalty", staticmethod(counted))
+    model = trained(tiny_adata(), epochs=4, gp_every=4)
+    # 300 cells / 64 = 5 critic steps per epoch, 20 in all: the penalty on steps 0, 4, ..., 16.
+    assert model.training_info["d_steps"] == 20 and len(calls) == 5
+    assert np.isfinite(model.history["gp"]).all() and np.isfinite(model.get_corrected()).all()
+
+
 def test_same_seed_same_numbers():
     first = trained(tiny_adata()).get_corrected()
     second = trained(tiny_adata()).get_corrected()
