@@ -30,19 +30,24 @@ MAX_PARTNERS = 10
 @dataclass
 class Anchors:
     """Partners of the anchored cells: ``partners[i, t, :counts[i, t]]`` are the cells of batch t
-    paired with cell ``cells[i]`` (row indices of the training matrix)."""
+    paired with cell ``cells[i]`` (row indices of the training matrix), -1 after them."""
 
     cells: np.ndarray
     partners: np.ndarray
-    counts: np.ndarray
+
+    @property
+    def counts(self) -> np.ndarray:
+        """Partners per anchored cell and batch."""
+        return (self.partners >= 0).sum(axis=2)
 
     def summary(self, n_cells: int) -> dict:
         """How many cells have a partner in another batch, and how many partners they have on average."""
-        anchored = self.counts.sum(axis=1) > 0
+        counts = self.counts
+        anchored = counts.sum(axis=1) > 0
         return {
             "cells_searched": int(len(self.cells)),
             "fraction_anchored": float(anchored.sum() / max(n_cells, 1)),
-            "mean_partners": float(self.counts[self.counts > 0].mean()) if anchored.any() else 0.0,
+            "mean_partners": float(counts[counts > 0].mean()) if anchored.any() else 0.0,
         }
 
     def draw(self, rows: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +61,7 @@ class Anchors:
         position = np.minimum(position, len(self.cells) - 1)
         in_sample = (self.cells[position] == rows) & (targets >= 0)
         target = np.where(in_sample, targets, 0)
-        counts = np.where(in_sample, self.counts[position, target], 0)
+        counts = np.where(in_sample, (self.partners[position, target] >= 0).sum(axis=1), 0)
         pick = (torch.rand(len(rows)).numpy() * np.maximum(counts, 1)).astype(np.int64)
         chosen = np.flatnonzero(counts > 0)
         return chosen, self.partners[position[chosen], target[chosen], pick[chosen]]
@@ -90,7 +95,6 @@ def find_anchors(
             found.append((members[s][a], members[t][b], t))
             found.append((members[t][b], members[s][a], s))
     partners = np.full((len(cells), n_batches, MAX_PARTNERS), -1, dtype=np.int64)
-    counts = np.zeros((len(cells), n_batches), dtype=np.int64)
     for positions, partner_positions, batch in found:
         order = np.argsort(positions, kind="stable")
         positions, partner_positions = positions[order], partner_positions[order]
@@ -99,8 +103,7 @@ def find_anchors(
         rank = np.arange(len(positions)) - first
         keep = rank < MAX_PARTNERS
         partners[positions[keep], batch, rank[keep]] = cells[partner_positions[keep]]
-        np.add.at(counts[:, batch], positions[keep], 1)
-    return Anchors(cells=cells, partners=partners, counts=counts)
+    return Anchors(cells=cells, partners=partners)
 
 
 def _mutual_pairs(left: np.ndarray, right: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from deepexpr.data.stream import BalancedSampler, MatrixSource
-from deepexpr.models.anchors import Anchors, find_anchors
 from deepexpr.errors import InputError
 from deepexpr.io import atomic_path
+from deepexpr.models.anchors import Anchors, find_anchors
 from deepexpr.train import ProgressReporter, resolve_device, seed_everything
 
 logger = logging.getLogger(__name__)
@@ -76,20 +76,23 @@ SWITCHES = {
     "inference_target": ("batch_mean", "token"),
 }
 
-#: Switch and hyper-parameter defaults per mode. Corrected departs from METHODS 1.7 where the real
-#: PBMC subset (3 chemistries, 1,937 cells x 2,000 HVGs, scIB total, one seed) said so, within a CPU
-#: budget of about a minute: hidden 256/128 instead of 1024/512 and mini-batches of 128; lr 1e-3
-#: (before anchors: 2e-4 for 150 epochs 0.66, 5e-4 for 100 0.74); the null token for half of the cells instead of
-#: 15 % with a null-source critic head (lambda_null: the critic learns which batch a null-token
-#: output came from, the generator makes it guess uniformly); an identity term (lambda_id: mapping a
-#: cell to its own batch changes nothing) keeps the biology in x. The corrected output is the mean
-#: of a cell's translations to every batch (0.77, against 0.73 for the null token of the same model;
-#: simulated data 0.82 against 0.76): training the null token still helps (0.72 without it).
+#: Switch and hyper-parameter defaults per mode. Corrected departs from METHODS 1.7 where the
+#: real PBMC subset (3 chemistries, 1,937 cells x 2,000 HVGs, scIB total, one seed) said so,
+#: within a CPU budget of about a minute: hidden 256/128 instead of 1024/512 and mini-batches of
+#: 128; lr 1e-3 (before anchors: 2e-4 for 150 epochs 0.66, 5e-4 for 100 0.74); the null token for
+#: half of the cells instead of 15 % with a null-source critic head (lambda_null: the critic
+#: learns which batch a null-token output came from, the generator makes it guess uniformly); an
+#: identity term (lambda_id: mapping a cell to its own batch changes nothing) keeps the biology
+#: in x. The corrected output is the mean of a cell's translations to every batch (0.77, against
+#: 0.73 for the null token of the same model; simulated data 0.82 against 0.76): training the
+#: null token still helps (0.72 without it).
 #: Mutual-nearest-neighbour anchors (:mod:`deepexpr.models.anchors`, lambda_anchor) pull a cell's
 #: map to batch t toward one of its partners in t: sim_pbmc 0.76 -> 0.86 (weight 50: 0.86, 1000:
-#: 0.84: the critic still matters), real PBMC 0.77 -> 0.77; with lr 1e-3 instead of 5e-4, sim_pbmc
-#: 0.875 and 0.871 (seeds 0, 1), PBMC 0.785 (2e-3: 0.874, 0.780; PBMC 200 epochs: 0.779).
-#: gp_every 4 (lazy penalty) with hidden 128/64 trains 2.2x faster but scores sim_pbmc 0.844/0.855.
+#: 0.84: the critic still matters), real PBMC 0.77 -> 0.77; with lr 1e-3 instead of 5e-4,
+#: sim_pbmc 0.875 and 0.871 (seeds 0, 1), PBMC 0.785 (2e-3: 0.874, 0.780; PBMC 200 epochs:
+#: 0.779).
+#: gp_every 4 (lazy penalty) with hidden 128/64 trains 2.2x faster but scores sim_pbmc
+#: 0.844/0.855.
 MODE_DEFAULTS = {
     "corrected": {
         "condition_on_labels": False,
