@@ -11,6 +11,7 @@ import torch
 
 from deepexpr.data.stream import BalancedSampler, MatrixSource, write_backed_csr
 from deepexpr.errors import InputError
+import deepexpr.models.genex as genex_module
 from deepexpr.models.genex import GENEX, HISTORY_COLUMNS, MODE_DEFAULTS, SWITCHES
 
 TINY = {"hidden": (32, 16), "latent_dim": 8, "embed_dim": 4, "batch_size": 64}
@@ -120,6 +121,29 @@ def test_anchors_pull_the_batches_together():
     assert gaps[200.0] < 0.6 * gaps[0.0] and gaps[0.0] <= batch_gap(adata.X.toarray())
 
 
+def test_anchors_are_searched_again_on_the_corrected_values(monkeypatch):
+    """Every anchor_refresh epochs the search reruns on the model's current correction of the same cells."""
+    searched = []
+    search = genex_module.find_anchors
+
+    def recorded(source, *args, transform=None, **kwargs):
+        searched.append(transform)
+        return search(source, *args, transform=transform, **kwargs)
+
+    monkeypatch.setattr(genex_module, "find_anchors", recorded)
+    adata = tiny_adata()
+    model = trained(adata, epochs=7, anchor_refresh=3)
+    assert searched[0] is None and len(searched) == 3 and all(t is not None for t in searched[1:])
+    assert [s["epoch"] for s in model.anchor_searches] == [0, 3, 6]
+    assert [s["epoch"] for s in model.training_info["anchor_refreshes"]] == [3, 6]
+    assert model.training_info["anchors"]["epoch"] == 0
+    # The search saw the corrected values: they are what the model outputs for those cells now.
+    cells = np.arange(adata.n_obs)
+    np.testing.assert_allclose(model._correct_values(adata.X.toarray(), cells), model.get_corrected(), rtol=1e-6)
+    with pytest.raises(InputError, match="anchor_refresh"):
+        GENEX(adata, anchor_refresh=-1)
+
+
 def test_lazy_gradient_penalty_runs_on_every_kth_critic_step(monkeypatch):
     calls = []
     penalty = GENEX._gradient_penalty
@@ -197,6 +221,16 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
     more = GENEX(adata, seed=0, **TINY)
     more.train(max_epochs=5, device="cpu", checkpoint_dir=tmp_path / "cap")
     np.testing.assert_array_equal(more.get_corrected(), reference.get_corrected())
+    # Anchors refreshed at epoch 3 come back from the epoch-4 checkpoint instead of a new search.
+    refreshed = trained(tiny_adata(), epochs=5, anchor_refresh=3)
+    killed = GENEX(adata, seed=0, **TINY, anchor_refresh=3)
+    with pytest.raises(Killed):
+        killed.train(max_epochs=5, device="cpu", checkpoint_dir=tmp_path / "refresh", checkpoint_every=2,
+                     callback=kill_at_epoch_4)
+    again = GENEX(adata, seed=0, **TINY, anchor_refresh=3)
+    again.train(max_epochs=5, device="cpu", checkpoint_dir=tmp_path / "refresh", checkpoint_every=2)
+    np.testing.assert_array_equal(again.get_corrected(), refreshed.get_corrected())
+    assert [s["epoch"] for s in again.anchor_searches] == [0, 3]
     # Other settings cannot silently resume a checkpoint.
     with pytest.raises(InputError, match="other settings"):
         GENEX(adata, seed=0, **{**TINY, "lambda_rec": 1.0}).train(max_epochs=5, checkpoint_dir=tmp_path / "cap")

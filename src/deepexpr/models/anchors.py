@@ -9,11 +9,14 @@ pulled toward one of its partners in t. No label enters: pairs come from express
 
 Anchors are found on at most ``max_cells`` cells (a seeded sample beyond that), so memory and
 time stay bounded when a million cells are streamed from disk; the other cells train without an
-anchor term.
+anchor term. Pairs found on uncorrected values sit where the batches already touch; GENEX therefore
+searches again during training on its current correction of the same cells (``transform``), where
+the batches overlap more and the pairs spread over whole cell populations.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,12 +78,19 @@ def find_anchors(
     max_cells: int,
     seed: int,
     n_pcs: int = 50,
+    transform: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> Anchors:
-    """Mutual k-nearest-neighbour pairs between every two batches (see the module docstring)."""
+    """Mutual k-nearest-neighbour pairs between every two batches (see the module docstring).
+
+    ``transform(values, cells)`` maps the sampled cells' values before the search; partners are
+    still row indices of ``source``, so the generator is pulled toward real cells.
+    """
     rng = np.random.default_rng(seed)
     n_cells = len(batch_codes)
     cells = np.arange(n_cells) if n_cells <= max_cells else np.sort(rng.choice(n_cells, max_cells, replace=False))
     values = source.rows(cells)
+    if transform is not None:
+        values = transform(values, cells)
     n_components = max(1, min(n_pcs, values.shape[1] - 1, len(cells) - 1))
     embedding = PCA(n_components=n_components, random_state=seed).fit_transform(values)
     embedding /= np.linalg.norm(embedding, axis=1, keepdims=True) + 1e-12
