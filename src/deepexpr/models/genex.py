@@ -587,10 +587,12 @@ class GENEX:
         )
 
     def _anchor_info(self) -> dict:
-        """training_info entries: the search before training and the refreshes."""
+        """training_info entries: the search before training, and the refreshes keyed by epoch (a
+        mapping, as .h5ad uns can store it)."""
         if not self.anchor_searches:
             return {}
-        return {"anchors": self.anchor_searches[0], "anchor_refreshes": self.anchor_searches[1:]}
+        refreshes = {str(search["epoch"]): search for search in self.anchor_searches[1:]}
+        return {"anchors": self.anchor_searches[0], "anchor_refreshes": refreshes}
 
     def _draws_per_epoch(self) -> int:
         if self.config["epoch_definition"] == "original":
