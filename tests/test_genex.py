@@ -9,9 +9,9 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+import deepexpr.models.genex as genex_module
 from deepexpr.data.stream import BalancedSampler, MatrixSource, write_backed_csr
 from deepexpr.errors import InputError
-import deepexpr.models.genex as genex_module
 from deepexpr.models.genex import GENEX, HISTORY_COLUMNS, MODE_DEFAULTS, SWITCHES
 
 TINY = {"hidden": (32, 16), "latent_dim": 8, "embed_dim": 4, "batch_size": 64}

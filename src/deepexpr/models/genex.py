@@ -839,33 +839,26 @@ class GENEX:
             if not source.var_names.equals(self.source.var_names):
                 raise InputError(source.name, "genes differ from those the model was trained on (same order expected)")
             codes = self._condition_codes(source)
-        net = self._inference_net()
-        out = []
-        for start in range(0, source.n_cells, batch_size):
-            rows = np.arange(start, min(start + batch_size, source.n_cells))
-            out.append(self._map_rows(fn, net, source.rows(rows), codes[rows]))
-        return np.concatenate(out) if out else np.zeros((0, source.n_genes), dtype=np.float32)
-
-    def _inference_net(self) -> GENEXModule:
-        """The EMA weights when kept, else the trained ones; in eval mode."""
-        net = self.ema if self.config["ema_decay"] else self.module
-        return net.eval().to(self.device)
+        return self._map_chunks(fn, source.rows, codes, batch_size)
 
     @torch.no_grad()
-    def _map_rows(self, fn, net, values: np.ndarray, codes: np.ndarray) -> np.ndarray:
-        """Mean of ``fn`` over the inference covariates for cells with these values and batch codes."""
-        x = torch.from_numpy(values).to(self.device)
-        cell_source = torch.from_numpy(codes).to(self.device)
-        maps = [fn(net, x, t.to(self.device), cell_source, zero).float() for t, zero in self._inference_targets(len(codes))]
-        return (sum(maps) / len(maps)).cpu().numpy()
+    def _map_chunks(self, fn, read_rows: Callable[[np.ndarray], np.ndarray], codes: np.ndarray, batch_size: int):
+        """Mean of ``fn`` over the inference covariates for every cell, ``batch_size`` cells at a time:
+        ``read_rows(rows)`` gives their values, ``codes`` their batch codes; EMA weights when kept."""
+        net = self.ema if self.config["ema_decay"] else self.module
+        net.eval().to(self.device)
+        out = []
+        for start in range(0, len(codes), batch_size):
+            rows = np.arange(start, min(start + batch_size, len(codes)))
+            x = torch.from_numpy(read_rows(rows)).to(self.device)
+            cell_source = torch.from_numpy(codes[rows]).to(self.device)
+            maps = [fn(net, x, t.to(self.device), cell_source, zero).float() for t, zero in self._inference_targets(len(rows))]
+            out.append((sum(maps) / len(maps)).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.source.n_genes), dtype=np.float32)
 
     def _correct_values(self, values: np.ndarray, cells: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """The current correction of training cells ``cells`` whose values are given (anchor refresh)."""
-        net = self._inference_net()
-        return np.concatenate([
-            self._map_rows(_translate, net, values[i : i + batch_size], self.condition_codes[cells[i : i + batch_size]])
-            for i in range(0, len(cells), batch_size)
-        ])
+        return self._map_chunks(_translate, values.__getitem__, self.condition_codes[cells], batch_size)
 
     def get_corrected(self, adata: ad.AnnData | str | os.PathLike | None = None, batch_size: int = 1024) -> np.ndarray:
         """Corrected log expression (cells x genes, float32, >= 0) of ``adata`` (None = the training
