@@ -89,6 +89,9 @@ def test_train_outputs_shapes_and_info():
     assert corrected.shape == adata.shape and corrected.dtype == np.float32
     assert corrected.min() >= 0 and np.isfinite(corrected).all()
     assert model.get_latent().shape == (adata.n_obs, TINY["latent_dim"])
+    # No cells: empty results of the same widths.
+    assert model.get_latent(adata[:0].copy()).shape == (0, TINY["latent_dim"])
+    assert model.get_corrected(adata[:0].copy()).shape == (0, adata.n_vars)
     assert list(model.history.columns) == HISTORY_COLUMNS and model.history["epoch"].tolist() == [1, 2, 3]
     info = model.training_info
     # 300 cells / 64 = 5 critic steps per epoch, one generator step per 5 critic steps.

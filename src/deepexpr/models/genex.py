@@ -848,13 +848,14 @@ class GENEX:
         net = self.ema if self.config["ema_decay"] else self.module
         net.eval().to(self.device)
         out = []
-        for start in range(0, len(codes), batch_size):
+        # No cells still runs one empty chunk, so the result has fn's width (genes or latent).
+        for start in range(0, len(codes), batch_size) or [0]:
             rows = np.arange(start, min(start + batch_size, len(codes)))
             x = torch.from_numpy(read_rows(rows)).to(self.device)
             cell_source = torch.from_numpy(codes[rows]).to(self.device)
             maps = [fn(net, x, t.to(self.device), cell_source, zero).float() for t, zero in self._inference_targets(len(rows))]
             out.append((sum(maps) / len(maps)).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.source.n_genes), dtype=np.float32)
+        return np.concatenate(out)
 
     def _correct_values(self, values: np.ndarray, cells: np.ndarray, batch_size: int = 1024) -> np.ndarray:
         """The current correction of training cells ``cells`` whose values are given (anchor refresh)."""
