@@ -96,7 +96,7 @@ SWITCHES = {
 #: where an uninterrupted one does): seeds 0/1, sim_pbmc 0.875/0.871 -> 0.882/0.880, real PBMC
 #: 0.787/0.787 -> 0.789/0.785.
 #: Cycle and identity weights 20 instead of 10 (lambda_rec, lambda_id): seeds 0/1, sim_pbmc
-#: 0.882/0.880 -> 0.892/0.892 (kBET 0.81 -> 0.93); real PBMC, seeds 0-3, mean 0.787 -> 0.789;
+#: 0.882/0.880 -> 0.892/0.892 (workflow, seed 0: kBET 0.81 -> 0.91); real PBMC, seeds 0-3, mean 0.787 -> 0.789;
 #: weight 30: sim_pbmc 0.892/0.895, PBMC mean 0.784.
 #: gp_every 4 (lazy penalty) with hidden 128/64 trains 2.2x faster but scores sim_pbmc
 #: 0.844/0.855.
