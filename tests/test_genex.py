@@ -164,6 +164,24 @@ def test_lazy_gradient_penalty_runs_on_every_kth_critic_step(monkeypatch):
     assert np.isfinite(model.history["gp"]).all() and np.isfinite(model.get_corrected()).all()
 
 
+def test_generator_step_leaves_the_critic_weights_gradients_alone(monkeypatch):
+    """The generator's loss runs through the critic, but only the critic's input needs a gradient."""
+    unchanged = []
+    step = GENEX._generator_step
+
+    def watched(self, module, *args):
+        before = [None if p.grad is None else p.grad.clone() for p in module.critic_parameters()]
+        terms = step(self, module, *args)
+        after = [p.grad for p in module.critic_parameters()]
+        unchanged.append(all(b is None and a is None or torch.equal(b, a) for b, a in zip(before, after)))
+        return terms
+
+    monkeypatch.setattr(GENEX, "_generator_step", watched)
+    model = trained(tiny_adata(), epochs=2)
+    assert unchanged and all(unchanged)
+    assert all(p.requires_grad for p in model.module.parameters())
+
+
 def test_same_seed_same_numbers():
     first = trained(tiny_adata()).get_corrected()
     second = trained(tiny_adata()).get_corrected()
