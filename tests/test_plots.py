@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from deepexpr.errors import InputError
 from deepexpr.io import write_table
-from deepexpr.plots import de, enrich, explain, integration
+from deepexpr.plots import de, enrich, explain, integration, training
 from deepexpr.plots.style import require_columns
 
 SAMPLES = ["DG", "DH", "DI", "DJ", "DK", "DL", "LA", "LB", "LC", "LD", "LE", "LF"]
@@ -186,20 +186,20 @@ def tables(tmp_path):
 
 def test_latent_and_pca(tables):
     out = tables["out"] / "latent.png"
-    result = de.plot_latent(tables["latents"], out, color_by="cell_type", marker_by="status", **TITLE)
+    result = training.plot_latent(tables["latents"], out, color_by="cell_type", marker_by="status", **TITLE)
     assert_png(out)
     assert result["n_seeds"] == 3 and result["n_samples"] == 12 and result["latent_dim"] == 3
     # Seeds differ by a rotation plus small noise, so aligned seeds land close to seed 0.
     assert all(rms < 0.5 for rms in result["procrustes_rms"])
 
     out = tables["out"] / "pca.svg"
-    assert de.plot_pca_latent(tables["pca"], out, **TITLE) == {"n_samples": 12}
+    assert training.plot_pca_latent(tables["pca"], out, **TITLE) == {"n_samples": 12}
     assert_svg(out)
 
 
 def test_loss_curves(tables):
     out = tables["out"] / "loss.png"
-    result = de.plot_loss_curves(tables["histories"], out, **TITLE)
+    result = training.plot_loss_curves(tables["histories"], out, **TITLE)
     assert_png(out)
     assert result["n_seeds"] == 3 and result["epochs"] == [200.0, 200.0, 200.0]
     last = pd.read_csv(tables["histories"][1], sep="\t")["loss"].iloc[-1]
@@ -371,14 +371,14 @@ def test_bad_values_and_suffix_are_input_errors(tables, tmp_path):
 
 def test_output_is_deterministic(tables):
     first, second = tables["out"] / "a.svg", tables["out"] / "b.svg"
-    de.plot_pca_latent(tables["pca"], first, **TITLE)
-    de.plot_pca_latent(tables["pca"], second, **TITLE)
+    training.plot_pca_latent(tables["pca"], first, **TITLE)
+    training.plot_pca_latent(tables["pca"], second, **TITLE)
     assert first.read_bytes() == second.read_bytes()
 
 
 def test_report_captions_match_the_modules(repo_root):
     docutils_core = pytest.importorskip("docutils.core")
-    captions = {**de.CAPTIONS, **enrich.CAPTIONS, **integration.CAPTIONS, **explain.CAPTIONS}
+    captions = {**de.CAPTIONS, **enrich.CAPTIONS, **integration.CAPTIONS, **explain.CAPTIONS, **training.CAPTIONS}
     report_dir = repo_root / "resources" / "report"
     for name, caption in captions.items():
         rst = (report_dir / f"{name}.rst").read_text()

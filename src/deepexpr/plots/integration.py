@@ -85,15 +85,6 @@ _GENEX_COLOURS = {"corrected": PALETTE[0], "faithful": PALETTE[5]}
 _OTHER_COLOURS = [PALETTE[7], "#8C6D31", "#7F7F7F"]
 
 
-#: GENEX history columns drawn by :func:`deepexpr.plots.de.plot_loss_curves` (column, title).
-GENEX_HISTORY_PANELS = [
-    ("d_loss", "critic loss"),
-    ("g_loss", "generator loss"),
-    ("wasserstein", "Wasserstein estimate (real - corrected)"),
-    ("rec", "cycle reconstruction"),
-]
-
-
 def _parse_run(run: str) -> tuple[str, str, int]:
     """(kind, name or GENEX mode, seed) of a run name; kind is "baseline", "genex", "reference" or "other"."""
     match = _GENEX_RUN.match(run)
@@ -188,7 +179,7 @@ def plot_umaps(
 ) -> dict:
     """One UMAP panel per run coloured by ``color`` (``batch`` or ``cell_type``), one shared legend.
 
-    ``umap_tsv``: the long table of :func:`deepexpr.metrics.integration.umap_table` (one row per
+    ``umap_tsv``: the long table of :func:`deepexpr.evaluate.integration.umap_table` (one row per
     run and cell); ``runs`` picks some of its runs (None = all). Points are drawn in a seeded random
     order so no level hides the others. Returns ``runs``, ``n_cells`` per run and ``levels``.
     """

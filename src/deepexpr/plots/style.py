@@ -14,16 +14,12 @@ import textwrap
 from pathlib import Path
 from typing import Iterable
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-# Figures are rendered on cluster nodes without a display.
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from deepexpr.errors import InputError  # noqa: E402
-from deepexpr.io import atomic_path, read_table  # noqa: E402
+from deepexpr.errors import InputError
+from deepexpr.io import atomic_path, read_table
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = [
