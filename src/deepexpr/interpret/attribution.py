@@ -22,7 +22,9 @@ CELL_COLUMNS = ["cell", "level", "target_logit", "baseline_logit", "attribution_
 RANK_COLUMNS = ["covariate", "level", "cell_type", "gene", "attribution", "abs_attribution", "rank", "n_cells"]
 
 
-def completeness_gap(attributions: np.ndarray, f_x: np.ndarray, f_x0: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def completeness_gap(
+    attributions: np.ndarray, f_x: np.ndarray, f_x0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per cell: the attributions' sum, delta = |sum - (F(x) - F(x0))| and delta relative to |F(x) - F(x0)|."""
     attribution_sum = attributions.astype(np.float64).sum(axis=1)
     delta = np.abs(attribution_sum - (f_x - f_x0))
@@ -52,8 +54,8 @@ def rank_genes(
     """Ranked genes per (level, cell type) in the explain/{covariate}.tsv format (``RANK_COLUMNS``).
 
     ``obs`` has one row per attribution row: the targeted level in ``level_key`` (default: the
-    covariate's column; the table of :func:`explain_covariate` has it as ``level``) and the cell
-    type in ``cell_type_key`` when known. attribution = mean signed attribution over the group's
+    covariate's column; the table of :func:`deepexpr.interpret.genex.explain_covariate` has it as
+    ``level``) and the cell type in ``cell_type_key`` when known. attribution = mean signed attribution over the group's
     cells, abs_attribution = mean |attribution|; rank 1 = largest abs_attribution within
     (level, cell type); cell_type "all" pools every cell type.
     """

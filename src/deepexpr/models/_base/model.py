@@ -95,7 +95,9 @@ class BaseModel:
         """The ``setup_anndata`` registration of ``adata`` (an InputError if there is none)."""
         if not cls.is_registered(adata):
             if isinstance(adata, ad.AnnData):
-                raise InputError("AnnData", f"uns[{cls.SETUP_KEY!r}] missing; call {cls.__name__}.setup_anndata(adata) first")
+                raise InputError(
+                    "AnnData", f"uns[{cls.SETUP_KEY!r}] missing; call {cls.__name__}.setup_anndata(adata) first"
+                )
             raise InputError(str(adata), f"call {cls.__name__}.setup_anndata(path) first")
         if isinstance(adata, ad.AnnData):
             return dict(adata.uns[cls.SETUP_KEY])
@@ -150,7 +152,9 @@ class BaseModel:
         mode, seed = config.pop("mode"), config.pop("seed")
         model = cls(adata, mode=mode, seed=seed, **config, **cls._saved_extras(state))
         if [str(g) for g in model.trained_genes()] != state["genes"]:
-            raise InputError(str(path), "the data's genes differ from those the model was trained on (same order expected)")
+            raise InputError(
+                str(path), "the data's genes differ from those the model was trained on (same order expected)"
+            )
         modules = model.saved_modules()
         for name, weights in state["modules"].items():
             modules[name].load_state_dict(weights)
@@ -194,15 +198,12 @@ class BaseModel:
         if path is None or not path.exists():
             return None
         payload = torch.load(path, map_location=device, weights_only=False)
-        stale = [
-            reason
-            for reason, differs in [
-                ("the training data changed", payload.get("data") != fingerprint),
-                ("the settings changed", payload.get("settings") != _plain(self.config)),
-                (f"max_epochs changed ({payload.get('max_epochs')} -> {max_epochs})", payload.get("max_epochs") != max_epochs),
-            ]
-            if differs
+        checks = [
+            ("the training data changed", payload.get("data") != fingerprint),
+            ("the settings changed", payload.get("settings") != _plain(self.config)),
+            (f"max_epochs changed ({payload.get('max_epochs')} -> {max_epochs})", payload.get("max_epochs") != max_epochs),
         ]
+        stale = [reason for reason, differs in checks if differs]
         if stale:
             logger.warning("not resuming %s: %s; training starts over", path, "; ".join(stale))
             path.unlink()

@@ -10,7 +10,8 @@ cells and are what Integrated Gradients explains for those covariates (:mod:`dee
 original notebooks' training. Each fix is a switch (:data:`~deepexpr.models.genex.settings.SWITCHES`);
 ``mode`` sets their defaults (:data:`~deepexpr.models.genex.settings.MODE_DEFAULTS`), any setting can
 be overridden by keyword. As in scvi-tools,
-:class:`GENEXModule` is the network and :class:`GENEX` the user-facing model::
+:class:`~deepexpr.models.genex.module.GENEXModule` is the network and :class:`GENEX` the user-facing
+model::
 
     GENEX.setup_anndata(adata, batch_key="batch", explain_keys=["condition"])
     model = GENEX(adata, mode="corrected", seed=0)

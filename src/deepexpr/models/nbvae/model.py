@@ -15,10 +15,10 @@ lfc_estimator   ``single_draw_offsets``  ``posterior`` (N5)
 stopping        ``fixed`` (800 epochs)   ``convergence`` (N6)
 ==============  =======================  ==========================================
 
-Layout follows scvi-tools: :class:`NBVAEModule` is the torch network, :class:`NBVAE` the
-user-facing model (``setup_anndata`` -> ``NBVAE(adata)`` -> ``train`` -> ``get_latent`` /
-``differential_expression`` -> ``save``/``load``); the DE statistics and the pooling of seeds
-(:func:`~deepexpr.de.generative.combine_seeds`) are in :mod:`deepexpr.de.generative`.
+Layout follows scvi-tools: :class:`~deepexpr.models.nbvae.module.NBVAEModule` is the torch
+network, :class:`NBVAE` the user-facing model (``setup_anndata`` -> ``NBVAE(adata, mode, seed,
+**settings)`` -> ``train`` -> ``get_latent`` / ``differential_expression`` -> ``save``/``load``);
+the DE statistics and the pooling of seeds are in :mod:`deepexpr.de.generative`.
 """
 
 from __future__ import annotations
@@ -313,12 +313,12 @@ class NBVAE(BaseModel):
         mu^s_gj = decoder mean (no library offset) at z^s_j ~ q(z | x_j), c = ``pseudocount``
         (normalised counts; keeps genes with zeros in one group finite, as the naive LFC).
         e^s_g ~ N(0, se_g^2) is the replicate-level sampling error of that difference of group
-        means (:func:`replicate_standard_error`, as a normal-equivalent se of the moderated t by
-        :func:`normal_equivalent_se`): a decoder fitted to 2-6 replicates per group reproduces
+        means (:func:`~deepexpr.de.generative.replicate_standard_error`, as a normal-equivalent se of the moderated t by
+        :func:`~deepexpr.de.generative.normal_equivalent_se`): a decoder fitted to 2-6 replicates per group reproduces
         each sample, so z draws alone give almost no spread and the model's own theta grows with
         training length; the replicates' residual spread around the contrast's design, moderated
         across genes, is what measures it. The draws are the likelihood of the LFC;
-        :func:`summarise_draws` adds an empirical-Bayes prior (:func:`adaptive_shrinkage`) before
+        :func:`~deepexpr.de.generative.summarise_draws` adds an empirical-Bayes prior (:func:`~deepexpr.de.generative.adaptive_shrinkage`) before
         reporting posterior mean, sd, 90 % interval, P(|LFC| > delta) and calls. The default
         delta 0.5 is half the smallest effect worth calling a change (2-fold): calls then need
         evidence of a real effect, not just of a nonzero one that small biases could produce.
@@ -327,7 +327,7 @@ class NBVAE(BaseModel):
         with the offsets, natural-log difference of group means, reported in log2; ``called``
         marks the top and bottom 500 genes (the original's rule), other columns are NA.
 
-        With ``return_draws`` also returns the draws (draws x genes) for :func:`combine_seeds`.
+        With ``return_draws`` also returns the draws (draws x genes) for :func:`~deepexpr.de.generative.combine_seeds`.
         """
         samples = validate_contrast(contrast, self.adata.obs, source="contrast")
         levels = samples[contrast["factor"]].astype(str).to_numpy()
