@@ -156,3 +156,49 @@ def test_data_fingerprint_streamed_equals_in_memory_and_sees_one_value(tmp_path)
     relabelled = adata.copy()
     relabelled.obs["sex"] = relabelled.obs["sex"].to_numpy()[::-1]
     assert genex(relabelled).data_fingerprint() != streamed
+
+
+# ------------------------------------------------------------------------- NB-VAE checkpoints
+class Killed(Exception):
+    pass
+
+
+def kill_at(epoch_to_kill: int):
+    def callback(epoch, row):
+        if epoch == epoch_to_kill:
+            raise Killed
+
+    return callback
+
+
+def nbvae(adata, **settings) -> NBVAE:
+    NBVAE.setup_anndata(adata)
+    return NBVAE(adata, mode="corrected", seed=2, **settings)
+
+
+def test_nbvae_killed_and_resumed_run_equals_uninterrupted(tmp_path):
+    reference = nbvae(tiny_bulk())
+    reference.train(max_epochs=30, device="cpu")
+    with pytest.raises(Killed):
+        nbvae(tiny_bulk()).train(max_epochs=30, device="cpu", checkpoint_dir=tmp_path, checkpoint_every=10,
+                                 callback=kill_at(25))
+    # Epochs 21-25 were lost with the process; the new one resumes from the epoch-20 checkpoint.
+    resumed = nbvae(tiny_bulk())
+    resumed.train(max_epochs=30, device="cpu", checkpoint_dir=tmp_path, checkpoint_every=10)
+    for name, value in reference.module.state_dict().items():
+        assert torch.equal(resumed.module.state_dict()[name], value), name
+    np.testing.assert_array_equal(resumed.history.to_numpy(), reference.history.to_numpy())
+    assert resumed.training_info["epochs"] == 30
+
+
+def test_nbvae_checkpoint_of_other_data_is_not_resumed(tmp_path, caplog):
+    nbvae(tiny_bulk()).train(max_epochs=5, device="cpu", checkpoint_dir=tmp_path)
+    changed = tiny_bulk()
+    changed.layers["counts"][0, 0] += 1
+    with caplog.at_level(logging.WARNING, logger="deepexpr"):
+        model = nbvae(changed)
+        model.train(max_epochs=5, device="cpu", checkpoint_dir=tmp_path)
+    assert "the training data changed" in caplog.text
+    reference = nbvae(changed)
+    reference.train(max_epochs=5, device="cpu")
+    np.testing.assert_array_equal(model.history.to_numpy(), reference.history.to_numpy())

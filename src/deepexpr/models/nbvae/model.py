@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import anndata as ad
 import numpy as np
@@ -81,7 +82,7 @@ class NBVAE(BaseModel):
         counts, self.size_factors = _registered_data(adata, self.setup)
         self.gene_mask = counts.mean(axis=0) >= settings["min_mean"]
         if not self.gene_mask.any():
-            raise InputError("min_mean", f"no gene has a raw mean count >= {settings['min_mean']}")
+            raise InputError("nbvae.min_mean", f"no gene has a raw mean count >= {settings['min_mean']}")
         self.genes = adata.var_names[self.gene_mask]
         self.counts = counts[:, self.gene_mask]
         self.history = pd.DataFrame(columns=HISTORY_COLUMNS)
@@ -135,13 +136,13 @@ class NBVAE(BaseModel):
         if kind == "deseq2":
             if dispersion_values is None:
                 raise InputError(
-                    "dispersion", "'deseq2' needs dispersion_values (pyDESeq2 MAP dispersions per gene)"
+                    "nbvae.dispersion", "'deseq2' needs dispersion_values (pyDESeq2 MAP dispersions per gene)"
                 )
             alpha = pd.Series(dispersion_values).reindex(self.genes.astype(str))
             bad = alpha.isna() | ~(alpha > 0)
             if bad.any():
                 raise InputError(
-                    "dispersion_values",
+                    "nbvae.dispersion_values",
                     f"{int(bad.sum())} modelled genes lack a positive dispersion, "
                     f"e.g. {list(alpha.index[bad][:5])}",
                 )
@@ -219,9 +220,12 @@ class NBVAE(BaseModel):
         self,
         max_epochs: int | None = None,
         device: str = "auto",
+        checkpoint_dir: str | os.PathLike | None = None,
+        checkpoint_every: int = 100,
         window: int = 50,
         log_every: int = 100,
         progress_bar: bool | None = None,
+        callback: Callable[[int, dict], None] | None = None,
     ) -> pd.DataFrame:
         """Full-batch Adam training; returns (and keeps) the per-epoch history.
 
@@ -230,6 +234,12 @@ class NBVAE(BaseModel):
         ``tol`` (relative) over ``window`` epochs, checked only after the warm-up, or at
         ``max_epochs``. Every hyper-parameter comes from the constructor; ``max_epochs`` given
         here overrides the setting for this run.
+
+        With ``checkpoint_dir``, weights, optimiser, stopping state, RNG state and history are
+        saved every ``checkpoint_every`` epochs and at the end; training again with the same dir
+        resumes there (on CPU with exactly the numbers of an uninterrupted run), unless the data,
+        settings or ``max_epochs`` differ: then it starts over. ``callback(epoch, row)`` runs after
+        every epoch (after its checkpoint).
         """
         max_epochs = int(max_epochs or self.config["max_epochs"])
         lr = float(self.config["lr"])
@@ -248,9 +258,18 @@ class NBVAE(BaseModel):
         progress = ProgressReporter(
             max_epochs, f"NB-VAE[{self.config['mode']}, seed {seed}]", log_every, bar=progress_bar
         )
-        rows = []
+        rows, seconds, stop = [], 0.0, False
+        checkpoint = self._checkpoint_path(checkpoint_dir)
+        fingerprint = self.data_fingerprint() if checkpoint is not None else ""
+        payload = self._read_checkpoint(checkpoint, fingerprint, max_epochs, self.device)
+        if payload is not None:
+            self.module.load_state_dict(payload["module"])
+            optimizer.load_state_dict(payload["optimizer"])
+            monitor.restore(payload["monitor"])
+            rows, seconds, stop = list(payload["rows"]), payload["seconds"], payload["stopped"]
+            logger.info("resumed from %s at epoch %d", checkpoint, len(rows))
         started = time.perf_counter()
-        stop = False
+        epoch = len(rows)
         while not stop:
             epoch = len(rows) + 1
             beta = self.config["beta"] * min(1.0, epoch / warmup) if warmup else self.config["beta"]
@@ -262,18 +281,30 @@ class NBVAE(BaseModel):
             rows.append((epoch, loss.item(), reconstruction.item(), kl.item(), beta, elbo.item()))
             stop = monitor.update(rows[-1][1])
             progress.update(epoch, loss=rows[-1][1], elbo=rows[-1][5])
+            if checkpoint is not None and (stop or epoch % checkpoint_every == 0):
+                state = {
+                    "module": self.module.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "monitor": monitor.state(),
+                    "rows": rows,
+                    "seconds": seconds + time.perf_counter() - started,
+                    "stopped": stop,
+                }
+                self._write_checkpoint(checkpoint, fingerprint, max_epochs, state)
+            if callback is not None:
+                callback(epoch, dict(zip(HISTORY_COLUMNS, rows[-1])))
         progress.close(
             epoch, "converged" if monitor.converged else "epoch cap", loss=rows[-1][1], elbo=rows[-1][5]
         )
         self.module.eval()
-        self.history = pd.DataFrame(rows, columns=["epoch", "loss", "reconstruction", "kl", "beta", "elbo"])
+        self.history = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
         self.training_info = {
             "epochs": epoch,
             "converged": monitor.converged,
             "max_epochs": max_epochs,
             "lr": lr,
             "tol": tol,
-            "train_seconds": time.perf_counter() - started,
+            "train_seconds": seconds + time.perf_counter() - started,
             "device": str(self.device),
         }
         return self.history
