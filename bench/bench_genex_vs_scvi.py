@@ -39,8 +39,9 @@ from torch.utils.flop_counter import flop_registry
 
 from deepexpr.integration.baselines import integrate
 from deepexpr.io import write_table
-from deepexpr.models.genex import GENEX, MODE_DEFAULTS
-from deepexpr.models._base.training import resolve_device
+from deepexpr.models._base import resolve_device
+from deepexpr.models.genex import GENEX
+from deepexpr.models.genex.settings import MODE_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = [
