@@ -3,8 +3,9 @@ and (on simulated data) ROC/PR against the truth (latent space and training curv
 :mod:`deepexpr.plots.training`).
 
 Every function reads the result tables the workflow wrote (schemas in the project contracts),
-computes every number it shows from them, writes one figure to ``out`` (PNG, or SVG/PDF by
-suffix) and returns those numbers as a dict so callers and tests can check them.
+computes every number it shows from them, draws one figure (into ``ax``/``fig`` when given), writes
+it to ``out`` when given (PNG, or SVG/PDF by suffix) and returns it, with those numbers in
+``figure.numbers`` so callers and tests can check them (:func:`deepexpr.plots.style.styled`).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def _correlations(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 @styled
 def plot_lfc_scatter(
     comparison_tsv,
-    out,
+    out=None,
     x: str = "deseq2_log2fc",
     y: str = "generative_lfc",
     error_bars: int = 0,
@@ -214,7 +215,7 @@ def _label_top(ax, names: pd.Series, xs: pd.Series, ys: pd.Series, groups, n: in
 @styled
 def plot_volcano(
     deseq2_tsv,
-    out,
+    out=None,
     lfc_threshold: float = 1.0,
     padj_threshold: float = 0.05,
     n_labels: int = 5,
@@ -294,7 +295,7 @@ def plot_volcano(
 
 @styled
 def plot_generative_volcano(
-    generative_tsv, out, n_labels: int = 5, *, dataset: str = "", label: str = "", mode: str = ""
+    generative_tsv, out=None, n_labels: int = 5, *, dataset: str = "", label: str = "", mode: str = ""
 ) -> dict:
     """Posterior-mean LFC vs P(|LFC| > delta), called genes coloured.
 
@@ -362,7 +363,7 @@ def plot_generative_volcano(
 
 @styled
 def plot_na_genes(
-    comparison_tsv, out, max_genes: int = 25, *, dataset: str = "", label: str = "", mode: str = ""
+    comparison_tsv, out=None, max_genes: int = 25, *, dataset: str = "", label: str = "", mode: str = ""
 ) -> dict:
     """Generative LFC of NA-padj genes vs tested genes, and each NA gene's generative and DESeq2 LFC.
 
@@ -462,7 +463,7 @@ def _seed_columns(df: pd.DataFrame, path) -> list[str]:
 
 
 @styled
-def plot_seed_spread(generative_tsv, out, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
+def plot_seed_spread(generative_tsv, out=None, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
     """Per-seed LFC vs the pooled ``lfc_mean``, plus pairwise Pearson r between seeds.
 
     Returns ``seeds``, ``pearson_vs_pooled`` (per seed) and ``pairwise_pearson`` (matrix as lists).
@@ -532,7 +533,7 @@ def plot_seed_spread(generative_tsv, out, *, dataset: str = "", label: str = "",
 
 @styled
 def plot_credible_intervals(
-    generative_tsv, out, n: int = 30, *, dataset: str = "", label: str = "", mode: str = ""
+    generative_tsv, out=None, n: int = 30, *, dataset: str = "", label: str = "", mode: str = ""
 ) -> dict:
     """The ``n`` genes with largest |lfc_mean|: posterior mean, 90% interval (q05-q95), per-seed LFC.
 
@@ -631,7 +632,7 @@ _METHOD_COLOURS = {"deseq2": PALETTE[1], "generative": PALETTE[0], "naive": NEUT
 
 
 @styled
-def plot_roc(comparison_tsv, out, deseq2_tsv=None, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
+def plot_roc(comparison_tsv, out=None, deseq2_tsv=None, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
     """ROC curves of DESeq2, generative and naive scores against the simulated ``is_de``.
 
     DESeq2 p-values come from ``deseq2_pvalue`` in the comparison table or from ``deseq2_tsv``.
@@ -664,7 +665,7 @@ def plot_roc(comparison_tsv, out, deseq2_tsv=None, *, dataset: str = "", label: 
 
 
 @styled
-def plot_pr(comparison_tsv, out, deseq2_tsv=None, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
+def plot_pr(comparison_tsv, out=None, deseq2_tsv=None, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
     """Precision-recall curves of the same scores as :func:`plot_roc`; AUPRC = average precision.
 
     Returns ``{method: {"auroc": ..., "auprc": ...}}`` plus ``n_genes`` and ``n_de``.

@@ -1,8 +1,9 @@
 """Every model's training figures: latent space (NB-VAE, beside the PCA baseline) and loss curves
 (NB-VAE, GENEX: one function, each model's history panels).
 
-Like the other plot modules, each function reads the tables the workflow wrote, writes one figure
-to ``out`` and returns the numbers it shows as a dict.
+Like the other plot modules, each function reads the tables the workflow wrote, draws one figure
+(into ``ax``/``fig`` when given), writes it to ``out`` when given and returns it, with the numbers
+it shows in ``figure.numbers`` (:func:`deepexpr.plots.style.styled`).
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def _read_latent(path, color_by: str, marker_by: str | None) -> tuple[pd.DataFra
 @styled
 def plot_latent(
     latent_tsv_paths: Sequence,
-    out,
+    out=None,
     color_by: str = "cell_type",
     marker_by: str | None = "status",
     *,
@@ -190,7 +191,7 @@ def plot_latent(
 @styled
 def plot_pca_latent(
     pca_tsv,
-    out,
+    out=None,
     color_by: str = "cell_type",
     marker_by: str | None = "status",
     *,
@@ -242,7 +243,7 @@ NBVAE_HISTORY_PANELS = [
 @styled
 def plot_loss_curves(
     history_tsv_paths: Sequence,
-    out,
+    out=None,
     *,
     panels: Sequence[tuple[str, str]] = NBVAE_HISTORY_PANELS,
     model: str = "NB-VAE",
