@@ -202,3 +202,12 @@ def test_nbvae_checkpoint_of_other_data_is_not_resumed(tmp_path, caplog):
     reference = nbvae(changed)
     reference.train(max_epochs=5, device="cpu")
     np.testing.assert_array_equal(model.history.to_numpy(), reference.history.to_numpy())
+
+
+def test_a_model_file_of_the_old_format_is_named_as_such(tmp_path):
+    adata = tiny_adata()
+    model = fresh(adata, epochs=1)
+    path = tmp_path / "model.pt"
+    torch.save({"config": model.config, "setup": model.setup, "module": model.module.state_dict()}, path)
+    with pytest.raises(InputError, match="older deepexpr"):
+        GENEX.load(path, adata)

@@ -147,6 +147,8 @@ class BaseModel:
     def load(cls, path: str | os.PathLike, adata: ad.AnnData | str | os.PathLike):
         """Rebuild a saved model on ``adata``, which must hold the same genes in the same order."""
         state = torch.load(path, map_location="cpu", weights_only=False)
+        if "modules" not in state:
+            raise InputError(str(path), "written by an older deepexpr (no 'modules' entry); delete it and retrain")
         cls._setup_from_saved(adata, dict(state["setup"]))
         config = dict(state["config"])
         mode, seed = config.pop("mode"), config.pop("seed")
