@@ -37,10 +37,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
-from deepexpr.integrate import integrate
+from deepexpr.integration.baselines import integrate
 from deepexpr.io import write_table
-from deepexpr.models.genex import GENEX, MODE_DEFAULTS
-from deepexpr.train import resolve_device
+from deepexpr.models._base import resolve_device
+from deepexpr.models.genex import GENEX
+from deepexpr.models.genex.settings import MODE_DEFAULTS
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = [
@@ -50,8 +51,8 @@ COLUMNS = [
 
 def load_pbmc(data_dir: Path, seed: int) -> ad.AnnData:
     """The 3-batch PBMC subset read and prepared as ``snakemake pbmc --configfile config/offline.yaml`` does."""
-    from deepexpr.data.prepare_sc import prepare_singlecell
-    from deepexpr.data.singlecell import read_singlecell
+    from deepexpr.data.singlecell.prepare import prepare_singlecell
+    from deepexpr.data.singlecell.read import read_singlecell
 
     source = {"format": "10x_mtx", "path": str(data_dir), "cell_metadata": str(data_dir / "cell_metadata.tsv")}
     raw = read_singlecell([source], {"batch": "tech", "cell_type": "celltype"})

@@ -27,9 +27,10 @@ from pydeseq2.dds import DeseqDataSet
 from pydeseq2.default_inference import DefaultInference
 from pydeseq2.ds import DeseqStats
 
-from deepexpr.data.bulk import build_bulk_adata, match_samples, read_genewise_counts, read_sample_sheet
+from deepexpr.data.bulk.read import build_bulk_adata, match_samples, read_genewise_counts, read_sample_sheet
 from deepexpr.io import write_json
-from deepexpr.models.nbvae import NBVAE, combine_seeds
+from deepexpr.de.generative import combine_seeds
+from deepexpr.models.nbvae import NBVAE
 
 REPO = Path(__file__).resolve().parents[1]
 COUNTS_FILE = "GSE60450_LactationGenewiseCounts.txt.gz"

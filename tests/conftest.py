@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# The plot modules leave the backend alone (notebooks); tests draw off-screen like the rules.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
 REPO = Path(__file__).resolve().parents[1]
 # The small real datasets live beside the checkout and are never copied into it.
 SHARED_DATA = Path(os.environ.get("DEEPEXPR_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -31,7 +34,7 @@ def gse60450_adata(shared_data):
     import yaml
 
     from deepexpr.config import load_schema, validate_config
-    from deepexpr.data.prepare import prepare_bulk
+    from deepexpr.data.bulk.prepare import prepare_bulk
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     validate_config(config, load_schema(REPO / "config" / "schema.yaml"))

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from deepexpr.data.stream import MatrixSource
-from deepexpr.models.anchors import MAX_PARTNERS, find_anchors
+from deepexpr.models.genex.anchors import MAX_PARTNERS, find_anchors
 
 
 def two_batches_two_types(n_per_group: int = 40, seed: int = 0) -> tuple[ad.AnnData, np.ndarray, np.ndarray]:

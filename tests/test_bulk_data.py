@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepexpr.data.bulk import (
+from deepexpr.data.bulk.read import (
     build_bulk_adata,
     design_terms,
     match_samples,

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepexpr.data.bulk import (
+from deepexpr.data.bulk.read import (
     build_bulk_adata,
     match_samples,
     median_of_ratios_size_factors,
 )
-from deepexpr.data.simulate_bulk import simulate_bulk
-from deepexpr.de import DESEQ2_COLUMNS, run_deseq2
+from deepexpr.data.bulk.simulate import simulate_bulk
+from deepexpr.de.bulk import DESEQ2_COLUMNS, run_deseq2
 from deepexpr.errors import InputError
 from deepexpr.metrics.de import (
     auprc,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from deepexpr.de_sc import (
+from deepexpr.de.singlecell import (
     PSEUDOBULK_COLUMNS,
     WILCOXON_COLUMNS,
     counts_from_corrected,
@@ -86,7 +86,7 @@ def test_wilcoxon_needs_values(cells):
 
 
 def test_pseudobulk_deseq2_finds_the_condition_gene_and_skips_thin_cell_types(cells, caplog):
-    with caplog.at_level(logging.INFO, logger="deepexpr.de_sc"):
+    with caplog.at_level(logging.INFO, logger="deepexpr.de.singlecell"):
         table = pseudobulk_deseq2(cells, "cell_type", "donor", "condition", test="severe", reference="mild", run="raw")
     assert list(table.columns) == PSEUDOBULK_COLUMNS
     assert set(table["cell_type"]) == {"B", "T"} and len(table) == 2 * cells.n_vars
@@ -95,7 +95,7 @@ def test_pseudobulk_deseq2_finds_the_condition_gene_and_skips_thin_cell_types(ce
     assert t_cells.loc["g0", "padj"] < 1e-3 and t_cells.loc["g0", "log2FoldChange"] > 1
     assert (t_cells.drop(index="g0")["padj"].dropna() > 0.01).all()
     # With 20 cells needed, B cells keep no donor: skipped and logged.
-    with caplog.at_level(logging.INFO, logger="deepexpr.de_sc"):
+    with caplog.at_level(logging.INFO, logger="deepexpr.de.singlecell"):
         strict = pseudobulk_deseq2(cells, "cell_type", "donor", "condition", "severe", "mild", min_cells=35)
     assert set(strict["cell_type"]) == {"T"} and "skip B" in caplog.text
 

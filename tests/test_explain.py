@@ -8,15 +8,8 @@ import pytest
 import torch
 
 from deepexpr.errors import InputError
-from deepexpr.explain import (
-    CELL_COLUMNS,
-    RANK_COLUMNS,
-    attribution_auroc,
-    baseline_profile,
-    explain_covariate,
-    explain_summary,
-    rank_genes,
-)
+from deepexpr.interpret.attribution import CELL_COLUMNS, RANK_COLUMNS, attribution_auroc, explain_summary, rank_genes
+from deepexpr.interpret.genex import baseline_profile, explain_covariate
 from deepexpr.models.genex import GENEX
 from test_genex import TINY, tiny_adata
 

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from deepexpr.errors import InputError
-from deepexpr.integrate import INTEGRATIONS, finish_integration, integrate
+from deepexpr.integration.baselines import INTEGRATIONS, finish_integration, integrate
 
 
 def _prepared(n_per_batch: int = 150, n_genes: int = 200, seed: int = 0) -> ad.AnnData:

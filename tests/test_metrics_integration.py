@@ -8,15 +8,9 @@ import pandas as pd
 import pytest
 
 from deepexpr.errors import InputError
-from deepexpr.integrate import finish_integration
-from deepexpr.metrics.integration import (
-    SCIB_COLUMNS,
-    scib_table,
-    shared_bins,
-    umap_table,
-    value_histogram,
-    value_summary,
-)
+from deepexpr.integration.baselines import finish_integration
+from deepexpr.evaluate.integration import scib_table, shared_bins, umap_table, value_histogram, value_summary
+from deepexpr.metrics.integration import SCIB_COLUMNS
 
 N_PER_GROUP = 40  # 3 cell types x 3 batches x 40 cells
 

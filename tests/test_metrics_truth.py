@@ -9,15 +9,9 @@ import pytest
 import scipy.sparse as sp
 
 from deepexpr.errors import InputError
-from deepexpr.integrate import finish_integration
-from deepexpr.metrics.truth import (
-    TRUTH_COLUMNS,
-    TRUTH_RUN,
-    de_recovery,
-    log_normalised_truth,
-    truth_metrics,
-    truth_reference_run,
-)
+from deepexpr.integration.baselines import finish_integration
+from deepexpr.evaluate.truth import TRUTH_COLUMNS, TRUTH_RUN, log_normalised_truth, truth_metrics, truth_reference_run
+from deepexpr.metrics.truth import de_recovery
 
 
 def _truth_and_prepared(seed: int = 0):

@@ -8,15 +8,9 @@ import pandas as pd
 import pytest
 import torch
 
+from deepexpr.de.generative import DE_COLUMNS, adaptive_shrinkage, combine_seeds, moderate_variances, summarise_draws
 from deepexpr.errors import InputError
-from deepexpr.models.nbvae import (
-    DE_COLUMNS,
-    NBVAE,
-    adaptive_shrinkage,
-    combine_seeds,
-    moderate_variances,
-    summarise_draws,
-)
+from deepexpr.models.nbvae import NBVAE
 
 CONTRAST = {
     "name": "lum_vs_bas",

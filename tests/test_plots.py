@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from deepexpr.errors import InputError
 from deepexpr.io import write_table
-from deepexpr.plots import de, enrich, explain, integration
+from deepexpr.plots import de, enrich, explain, integration, training
 from deepexpr.plots.style import require_columns
 
 SAMPLES = ["DG", "DH", "DI", "DJ", "DK", "DL", "LA", "LB", "LC", "LD", "LE", "LF"]
@@ -186,20 +186,20 @@ def tables(tmp_path):
 
 def test_latent_and_pca(tables):
     out = tables["out"] / "latent.png"
-    result = de.plot_latent(tables["latents"], out, color_by="cell_type", marker_by="status", **TITLE)
+    result = training.plot_latent(tables["latents"], out, color_by="cell_type", marker_by="status", **TITLE).numbers
     assert_png(out)
     assert result["n_seeds"] == 3 and result["n_samples"] == 12 and result["latent_dim"] == 3
     # Seeds differ by a rotation plus small noise, so aligned seeds land close to seed 0.
     assert all(rms < 0.5 for rms in result["procrustes_rms"])
 
     out = tables["out"] / "pca.svg"
-    assert de.plot_pca_latent(tables["pca"], out, **TITLE) == {"n_samples": 12}
+    assert training.plot_pca_latent(tables["pca"], out, **TITLE).numbers == {"n_samples": 12}
     assert_svg(out)
 
 
 def test_loss_curves(tables):
     out = tables["out"] / "loss.png"
-    result = de.plot_loss_curves(tables["histories"], out, **TITLE)
+    result = training.plot_loss_curves(tables["histories"], out, **TITLE).numbers
     assert_png(out)
     assert result["n_seeds"] == 3 and result["epochs"] == [200.0, 200.0, 200.0]
     last = pd.read_csv(tables["histories"][1], sep="\t")["loss"].iloc[-1]
@@ -208,7 +208,7 @@ def test_loss_curves(tables):
 
 def test_lfc_scatter_reports_the_correlation_of_the_file(tables):
     out = tables["out"] / "scatter.png"
-    result = de.plot_lfc_scatter(tables["comparison"], out, error_bars=20, **TITLE)
+    result = de.plot_lfc_scatter(tables["comparison"], out, error_bars=20, **TITLE).numbers
     assert_png(out)
     cmp = pd.read_csv(tables["comparison"], sep="\t", na_values=["NA"])
     tested = cmp[cmp["deseq2_padj"].notna()]
@@ -219,7 +219,7 @@ def test_lfc_scatter_reports_the_correlation_of_the_file(tables):
     )
     assert result["n_cooks_outliers"] == 3
 
-    shrunk = de.plot_lfc_scatter(tables["comparison"], tables["out"] / "shrunk.svg", x="deseq2_log2fc_shrunk")
+    shrunk = de.plot_lfc_scatter(tables["comparison"], tables["out"] / "shrunk.svg", x="deseq2_log2fc_shrunk").numbers
     assert_svg(tables["out"] / "shrunk.svg")
     assert shrunk["pearson_r"] == pytest.approx(
         stats.pearsonr(tested["deseq2_log2fc_shrunk"], tested["generative_lfc"])[0]
@@ -228,7 +228,7 @@ def test_lfc_scatter_reports_the_correlation_of_the_file(tables):
 
 def test_volcanoes_count_what_they_colour(tables):
     out = tables["out"] / "volcano.png"
-    result = de.plot_volcano(tables["deseq2"], out, **TITLE)
+    result = de.plot_volcano(tables["deseq2"], out, **TITLE).numbers
     assert_png(out)
     d = tables["frames"]["deseq2"]
     assert result["n_up"] == int(((d["padj"] < 0.05) & (d["log2fc"] > 1)).sum())
@@ -236,7 +236,7 @@ def test_volcanoes_count_what_they_colour(tables):
     assert result["n_na"] == 5 and result["n_tested"] == N_GENES - 5
 
     out = tables["out"] / "generative_volcano.png"
-    result = de.plot_generative_volcano(tables["generative"], out, **TITLE)
+    result = de.plot_generative_volcano(tables["generative"], out, **TITLE).numbers
     assert_png(out)
     g = tables["frames"]["generative"]
     assert result["has_prob_de"]
@@ -249,17 +249,17 @@ def test_generative_volcano_without_prob_de_draws_the_distribution(tables, tmp_p
     faithful = tables["frames"]["generative"].assign(prob_de=np.nan, lfc_sd=np.nan, lfc_q05=np.nan, lfc_q95=np.nan)
     path = tmp_path / "faithful_generative.tsv"
     write_table(faithful, path)
-    result = de.plot_generative_volcano(path, tables["out"] / "faithful_volcano.png", mode="faithful")
+    result = de.plot_generative_volcano(path, tables["out"] / "faithful_volcano.png", mode="faithful").numbers
     assert_png(tables["out"] / "faithful_volcano.png")
     assert not result["has_prob_de"]
-    result = de.plot_credible_intervals(path, tables["out"] / "faithful_ci.png", n=10, mode="faithful")
+    result = de.plot_credible_intervals(path, tables["out"] / "faithful_ci.png", n=10, mode="faithful").numbers
     assert_png(tables["out"] / "faithful_ci.png")
     assert result["n_with_interval"] == 0
 
 
 def test_na_genes(tables):
     out = tables["out"] / "na_genes.png"
-    result = de.plot_na_genes(tables["comparison"], out, **TITLE)
+    result = de.plot_na_genes(tables["comparison"], out, **TITLE).numbers
     assert_png(out)
     assert result["n_na"] == 5 and result["n_na_cooks"] == 3 and result["n_tested"] == N_GENES - 5
     assert set(result["na_genes"]) == {"Gene4", "Gene18", "Gene43", "Gene6", "Gene7"}
@@ -267,7 +267,7 @@ def test_na_genes(tables):
 
 def test_seed_spread_and_credible_intervals(tables):
     out = tables["out"] / "seed_spread.png"
-    result = de.plot_seed_spread(tables["generative"], out, **TITLE)
+    result = de.plot_seed_spread(tables["generative"], out, **TITLE).numbers
     assert_png(out)
     g = tables["frames"]["generative"]
     assert result["seeds"] == ["seed 0", "seed 1", "seed 2"]
@@ -277,7 +277,7 @@ def test_seed_spread_and_credible_intervals(tables):
     assert result["pearson_vs_pooled"]["seed 1"] == pytest.approx(stats.pearsonr(g["lfc_mean"], g["lfc_mean_seed1"])[0])
 
     out = tables["out"] / "credible.png"
-    result = de.plot_credible_intervals(tables["generative"], out, n=12, **TITLE)
+    result = de.plot_credible_intervals(tables["generative"], out, n=12, **TITLE).numbers
     assert_png(out)
     expected = g.loc[g["lfc_mean"].abs().nlargest(12).index, "symbol"]
     assert set(result["genes"]) == set(expected) and result["n_with_interval"] == 12
@@ -291,14 +291,14 @@ def test_roc_and_pr_match_sklearn_on_the_file(tables, tmp_path):
     deseq_score = (-np.log10(pvalue)).fillna(-1.0)
 
     out = tables["out"] / "roc.png"
-    result = de.plot_roc(tables["comparison"], out, deseq2_tsv=tables["deseq2"], **TITLE)
+    result = de.plot_roc(tables["comparison"], out, deseq2_tsv=tables["deseq2"], **TITLE).numbers
     assert_png(out)
     assert result["generative"]["auroc"] == pytest.approx(roc_auc_score(truth, prob))
     assert result["deseq2"]["auroc"] == pytest.approx(roc_auc_score(truth, deseq_score))
     assert result["n_de"] == int(truth.sum())
 
     out = tables["out"] / "pr.svg"
-    result = de.plot_pr(tables["comparison"], out, deseq2_tsv=tables["deseq2"], **TITLE)
+    result = de.plot_pr(tables["comparison"], out, deseq2_tsv=tables["deseq2"], **TITLE).numbers
     assert_svg(out)
     assert result["generative"]["auprc"] == pytest.approx(average_precision_score(truth, prob))
     assert result["naive"]["auprc"] == pytest.approx(average_precision_score(truth, cmp["naive_log2fc"].abs()))
@@ -314,7 +314,7 @@ def test_roc_and_pr_match_sklearn_on_the_file(tables, tmp_path):
 @pytest.mark.parametrize("analysis", ["ora_up", "prerank"])
 def test_enrichment_dots(tables, analysis):
     out = tables["out"] / f"{analysis}.png"
-    result = enrich.plot_enrichment_dots(tables["enrich"], out, analysis=analysis, top=15, **TITLE)
+    result = enrich.plot_enrichment_dots(tables["enrich"], out, analysis=analysis, top=15, **TITLE).numbers
     assert_png(out)
     df = pd.read_csv(tables["enrich"], sep="\t", na_values=["NA"])
     part = df[df["analysis"] == analysis]
@@ -328,7 +328,7 @@ def test_enrichment_without_significant_terms_is_still_a_figure(tables, tmp_path
     path = tmp_path / "generative_corrected_KEGG.tsv"
     write_table(df, path)
     out = tmp_path / "empty.png"
-    result = enrich.plot_enrichment_dots(path, out, analysis="ora_down")
+    result = enrich.plot_enrichment_dots(path, out, analysis="ora_down").numbers
     assert result == {"n_tested": 40, "n_significant": 0, "terms": []}
     assert out.is_file() and mpimg.imread(out).ndim == 3
 
@@ -371,14 +371,14 @@ def test_bad_values_and_suffix_are_input_errors(tables, tmp_path):
 
 def test_output_is_deterministic(tables):
     first, second = tables["out"] / "a.svg", tables["out"] / "b.svg"
-    de.plot_pca_latent(tables["pca"], first, **TITLE)
-    de.plot_pca_latent(tables["pca"], second, **TITLE)
+    training.plot_pca_latent(tables["pca"], first, **TITLE)
+    training.plot_pca_latent(tables["pca"], second, **TITLE)
     assert first.read_bytes() == second.read_bytes()
 
 
 def test_report_captions_match_the_modules(repo_root):
     docutils_core = pytest.importorskip("docutils.core")
-    captions = {**de.CAPTIONS, **enrich.CAPTIONS, **integration.CAPTIONS, **explain.CAPTIONS}
+    captions = {**de.CAPTIONS, **enrich.CAPTIONS, **integration.CAPTIONS, **explain.CAPTIONS, **training.CAPTIONS}
     report_dir = repo_root / "resources" / "report"
     for name, caption in captions.items():
         rst = (report_dir / f"{name}.rst").read_text()

@@ -221,7 +221,7 @@ def test_run_labels_and_order():
 @pytest.mark.parametrize("color", ["batch", "cell_type"])
 def test_umap_grid_has_one_panel_per_run_and_shared_levels(integration_tables, tmp_path, color):
     out = tmp_path / f"umap_{color}.png"
-    result = integration.plot_umaps(integration_tables["umap"], color, out, **TITLE)
+    result = integration.plot_umaps(integration_tables["umap"], color, out, **TITLE).numbers
     assert_png(out)
     assert result["runs"] == integration.run_order(RUNS)
     assert result["levels"] == (BATCHES if color == "batch" else CELL_TYPES)
@@ -230,7 +230,7 @@ def test_umap_grid_has_one_panel_per_run_and_shared_levels(integration_tables, t
 
 def test_umap_picks_runs_and_names_a_missing_run_or_column(integration_tables, tmp_path):
     path = integration_tables["umap"]
-    result = integration.plot_umaps(path, "batch", tmp_path / "one.png", runs=["scvi"])
+    result = integration.plot_umaps(path, "batch", tmp_path / "one.png", runs=["scvi"]).numbers
     assert result["runs"] == ["scvi"]
     with pytest.raises(InputError) as excinfo:
         integration.plot_umaps(path, "batch", tmp_path / "never.png", runs=["scvi", "bbknn"])
@@ -247,7 +247,7 @@ def test_value_histograms(integration_tables, tmp_path):
     out = tmp_path / "values.png"
     result = integration.plot_value_histograms(
         integration_tables["values"], integration_tables["values_summary"], out, **TITLE
-    )
+    ).numbers
     assert_png(out)
     summary = pd.read_csv(integration_tables["values_summary"], sep="\t").set_index("run")
     assert result["runs"] == integration.run_order(FULL_RUNS)
@@ -265,7 +265,7 @@ def test_truth_scatter_titles_use_the_sample_pearson_of_the_file(integration_tab
     out = tmp_path / "scatter.png"
     result = integration.plot_truth_scatter(
         integration_tables["truth"], integration_tables["truth_sample"], out, **TITLE
-    )
+    ).numbers
     assert_png(out)
     truth = pd.read_csv(integration_tables["truth"], sep="\t").set_index("run")
     assert result["sample_pearson"]["combat"] == pytest.approx(truth.loc["combat", "sample_pearson"])
@@ -280,14 +280,14 @@ def test_truth_scatter_titles_use_the_sample_pearson_of_the_file(integration_tab
 
 def test_truth_metric_and_de_recovery_bars(integration_tables, tmp_path):
     out = tmp_path / "truth_metrics.png"
-    result = integration.plot_truth_metrics(integration_tables["truth"], out, **TITLE)
+    result = integration.plot_truth_metrics(integration_tables["truth"], out, **TITLE).numbers
     assert_png(out)
     truth = pd.read_csv(integration_tables["truth"], sep="\t").set_index("run")
     assert result["runs"] == integration.run_order(FULL_RUNS)
     assert result["w1"]["genex_corrected_seed1"] == pytest.approx(truth.loc["genex_corrected_seed1", "w1"])
 
     out = tmp_path / "de_recovery.png"
-    result = integration.plot_de_recovery(integration_tables["truth"], out, **TITLE)
+    result = integration.plot_de_recovery(integration_tables["truth"], out, **TITLE).numbers
     assert_png(out)
     assert result["n_de_true"] == [120]
     assert np.isnan(result["de_f1"]["combat"])  # nothing called: F1 undefined, drawn as n/a
@@ -301,7 +301,7 @@ def test_truth_metric_and_de_recovery_bars(integration_tables, tmp_path):
 
 def test_scib_table_sorted_by_total(integration_tables, tmp_path):
     out = tmp_path / "scib.png"
-    result = integration.plot_scib_table(integration_tables["scib"], out, **TITLE)
+    result = integration.plot_scib_table(integration_tables["scib"], out, **TITLE).numbers
     assert_png(out)
     scib = pd.read_csv(integration_tables["scib"], sep="\t")
     assert result["runs"] == list(scib.sort_values("total", ascending=False)["run"])
@@ -318,7 +318,7 @@ def test_explain_heatmap_shows_top_genes_and_auroc(explain_tables, tmp_path):
     out = tmp_path / "heatmap.png"
     result = explain.plot_explain_heatmap(
         explain_tables["genes"], out, top=5, summary_json=explain_tables["summary"], **TITLE
-    )
+    ).numbers
     assert_png(out)
     assert result["covariate"] == "batch" and result["levels"] == BATCHES
     assert result["cell_types"] == ["all"] + CELL_TYPES
@@ -327,13 +327,13 @@ def test_explain_heatmap_shows_top_genes_and_auroc(explain_tables, tmp_path):
     assert {"Gene0", "Gene1", "Gene2", "Gene3", "Gene6"} <= set(result["genes"])
     assert len(result["genes"]) == len(set(result["genes"])) <= 15
 
-    without = explain.plot_explain_heatmap(explain_tables["genes"], tmp_path / "plain.png", top=3)
+    without = explain.plot_explain_heatmap(explain_tables["genes"], tmp_path / "plain.png", top=3).numbers
     assert without["auroc_vs_truth"] is None
 
 
 def test_explain_dotplot(explain_tables, tmp_path):
     out = tmp_path / "dotplot.png"
-    result = explain.plot_explain_dotplot(explain_tables["genes"], out, top=4, **TITLE)
+    result = explain.plot_explain_dotplot(explain_tables["genes"], out, top=4, **TITLE).numbers
     assert_png(out)
     assert len(result["columns"]) == 4 * len(BATCHES)
     assert [gene for level, gene in result["columns"] if level == "batch2"][:3] == explain.top_genes(
@@ -343,7 +343,7 @@ def test_explain_dotplot(explain_tables, tmp_path):
 
 def test_explain_completeness_counts_the_flagged_column(explain_tables, tmp_path):
     out = tmp_path / "completeness.png"
-    result = explain.plot_explain_completeness(explain_tables["cells"], out, covariate="batch", **TITLE)
+    result = explain.plot_explain_completeness(explain_tables["cells"], out, covariate="batch", **TITLE).numbers
     assert_png(out)
     cells = explain_tables["frames"]["cells"]
     assert result["n_cells"] == 300 and result["n_undefined"] == 3

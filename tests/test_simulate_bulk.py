@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deepexpr.data.bulk import build_bulk_adata, match_samples, read_genewise_counts, read_sample_sheet
-from deepexpr.data.simulate_bulk import simulate_bulk, write_simulation
+from deepexpr.data.bulk.read import build_bulk_adata, match_samples, read_genewise_counts, read_sample_sheet
+from deepexpr.data.bulk.simulate import simulate_bulk, write_simulation
 from deepexpr.errors import InputError
 from deepexpr.io import read_table
 

@@ -10,7 +10,7 @@ import pytest
 import scipy.sparse as sp
 import yaml
 
-from deepexpr.data.simulate_sc import DEFAULTS, simulate_singlecell, write_simulation
+from deepexpr.data.singlecell.simulate import DEFAULTS, simulate_singlecell, write_simulation
 from deepexpr.errors import InputError
 
 SMALL = {"n_genes": 300, "batch_cells": [150, 200, 250]}

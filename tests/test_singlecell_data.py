@@ -15,15 +15,15 @@ import scipy.io
 import scipy.sparse as sp
 import yaml
 
-from deepexpr.data.prepare_sc import (
+from deepexpr.data.singlecell.prepare import (
     NORMALIZE_DEFAULTS,
     cell_label_table,
     prepare_singlecell,
     stratified_subsample,
     validate_singlecell,
 )
-from deepexpr.data.simulate_sc import simulate_singlecell
-from deepexpr.data.singlecell import (
+from deepexpr.data.singlecell.simulate import simulate_singlecell
+from deepexpr.data.singlecell.read import (
     read_10x_h5,
     read_10x_mtx,
     read_cell_metadata,

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from deepexpr.errors import InputError
-from deepexpr.train import ConvergenceMonitor, ProgressReporter, resolve_device, seed_everything
+from deepexpr.models._base.training import ConvergenceMonitor, ProgressReporter, resolve_device, seed_everything
 
 
 def test_resolve_device_auto_and_cpu():

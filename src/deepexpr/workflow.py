@@ -9,6 +9,8 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
+import matplotlib
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -17,8 +19,11 @@ def rule_log(log_path: str | None) -> Iterator[logging.Logger]:
     """Route logging, warnings, stdout and stderr of a rule into its log file.
 
     Errors are written to the log with their message before they propagate, so the
-    log says why the rule failed even when the traceback is long.
+    log says why the rule failed even when the traceback is long. Rule scripts draw figures
+    without a display, so matplotlib gets the non-interactive Agg backend (the plot modules
+    leave the backend alone, for notebooks).
     """
+    matplotlib.use("Agg")
     logger = logging.getLogger("deepexpr")
     if not log_path:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)

@@ -69,7 +69,7 @@ def _padj_norm(padj: np.ndarray) -> LogNorm:
 @styled
 def plot_enrichment_dots(
     enrich_tsv,
-    out,
+    out=None,
     analysis: str = "ora_up",
     top: int = 15,
     x: str = "gene_ratio",

@@ -2,8 +2,9 @@
 top Integrated-Gradients genes per covariate level and cell type, and the per-cell completeness check.
 
 Every function reads the result tables the workflow wrote (schemas in the project contracts),
-computes every number it shows from them, writes one figure to ``out`` (PNG, or SVG/PDF by
-suffix) and returns those numbers as a dict so callers and tests can check them.
+computes every number it shows from them, draws one figure (into ``ax``/``fig`` when given), writes
+it to ``out`` when given (PNG, or SVG/PDF by suffix) and returns it, with those numbers in
+``figure.numbers`` so callers and tests can check them (:func:`deepexpr.plots.style.styled`).
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ def _symmetric_norm(values: np.ndarray) -> TwoSlopeNorm:
 @styled
 def plot_explain_heatmap(
     genes_tsv,
-    out,
+    out=None,
     top: int = 10,
     summary_json=None,
     *,
@@ -178,7 +179,7 @@ def plot_explain_heatmap(
 
 
 @styled
-def plot_explain_dotplot(genes_tsv, out, top: int = 5, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
+def plot_explain_dotplot(genes_tsv, out=None, top: int = 5, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
     """Dot plot: cell types (rows) x the top ``top`` genes of each level (columns, grouped by level);
     size = mean |attribution|, colour = mean signed attribution toward that level.
 
@@ -245,7 +246,7 @@ def plot_explain_dotplot(genes_tsv, out, top: int = 5, *, dataset: str = "", lab
 @styled
 def plot_explain_completeness(
     cells_tsv,
-    out,
+    out=None,
     threshold: float = 0.05,
     covariate: str = "",
     *,

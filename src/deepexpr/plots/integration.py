@@ -2,8 +2,9 @@
 histograms, truth-vs-corrected scatter, truth metric and DE-recovery bars, and the scIB table.
 
 Every function reads the result tables the workflow wrote (schemas in the project contracts),
-computes every number it shows from them, writes one figure to ``out`` (PNG, or SVG/PDF by
-suffix) and returns those numbers as a dict so callers and tests can check them.
+computes every number it shows from them, draws one figure (into ``ax``/``fig`` when given), writes
+it to ``out`` when given (PNG, or SVG/PDF by suffix) and returns it, with those numbers in
+``figure.numbers`` so callers and tests can check them (:func:`deepexpr.plots.style.styled`).
 """
 
 from __future__ import annotations
@@ -83,15 +84,6 @@ _BASELINE_COLOURS = {
 }
 _GENEX_COLOURS = {"corrected": PALETTE[0], "faithful": PALETTE[5]}
 _OTHER_COLOURS = [PALETTE[7], "#8C6D31", "#7F7F7F"]
-
-
-#: GENEX history columns drawn by :func:`deepexpr.plots.de.plot_loss_curves` (column, title).
-GENEX_HISTORY_PANELS = [
-    ("d_loss", "critic loss"),
-    ("g_loss", "generator loss"),
-    ("wasserstein", "Wasserstein estimate (real - corrected)"),
-    ("rec", "cycle reconstruction"),
-]
 
 
 def _parse_run(run: str) -> tuple[str, str, int]:
@@ -178,7 +170,7 @@ def _hide_unused(axes, used: int) -> None:
 def plot_umaps(
     umap_tsv,
     color: str,
-    out,
+    out=None,
     seed: int = 0,
     *,
     runs: Sequence[str] | None = None,
@@ -188,7 +180,7 @@ def plot_umaps(
 ) -> dict:
     """One UMAP panel per run coloured by ``color`` (``batch`` or ``cell_type``), one shared legend.
 
-    ``umap_tsv``: the long table of :func:`deepexpr.metrics.integration.umap_table` (one row per
+    ``umap_tsv``: the long table of :func:`deepexpr.evaluate.integration.umap_table` (one row per
     run and cell); ``runs`` picks some of its runs (None = all). Points are drawn in a seeded random
     order so no level hides the others. Returns ``runs``, ``n_cells`` per run and ``levels``.
     """
@@ -245,7 +237,7 @@ def plot_umaps(
 
 
 @styled
-def plot_value_histograms(values_tsv, summary_tsv, out, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
+def plot_value_histograms(values_tsv, summary_tsv, out=None, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
     """Binned corrected values per full-output run (log y), annotated with % zeros and % negatives.
 
     Returns ``runs``, ``pct_zero`` and ``pct_negative`` per run (from the summary table).
@@ -320,7 +312,7 @@ def _read_truth(truth_tsv, columns: Sequence[str]) -> pd.DataFrame:
 
 
 @styled
-def plot_truth_scatter(truth_tsv, sample_tsv, out, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
+def plot_truth_scatter(truth_tsv, sample_tsv, out=None, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
     """Truth vs corrected for the sampled entries, one panel per run, Pearson r (``sample_pearson``) in the title.
 
     Returns ``runs``, ``n_entries`` and ``sample_pearson`` per run.
@@ -420,7 +412,7 @@ _DE_PANELS = [
 
 
 @styled
-def plot_truth_metrics(truth_tsv, out, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
+def plot_truth_metrics(truth_tsv, out=None, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
     """Bars of median per-gene Pearson (all genes and batch-affected genes), MSE and mean per-gene W1
     against the batch-free truth, per run.
 
@@ -436,7 +428,7 @@ def plot_truth_metrics(truth_tsv, out, *, dataset: str = "", label: str = "", mo
 
 
 @styled
-def plot_de_recovery(truth_tsv, out, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
+def plot_de_recovery(truth_tsv, out=None, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
     """Bars of DE precision, recall, F1 and AUPRC against the simulated DE genes, per run.
 
     The precision panel also prints each run's number of called genes. Returns ``runs``,
@@ -506,7 +498,7 @@ def _text_colour(rgba) -> str:
 
 
 @styled
-def plot_scib_table(scib_tsv, out, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
+def plot_scib_table(scib_tsv, out=None, *, dataset: str = "", label: str = "", mode: str = "") -> dict:
     """scIB results table: runs sorted by ``total`` (best at the top), metrics grouped Bio / Batch /
     aggregates, each cell coloured by its value on a 0-1 scale with the number printed.
 

@@ -3,27 +3,30 @@
 Figures are drawn only from the tables the workflow wrote, so this module also
 holds the small readers that check a table has the columns a figure needs and
 fail with an :class:`~deepexpr.errors.InputError` naming the file and column.
+
+Every public plot function is wrapped by :func:`styled`, which makes it usable in a notebook as
+well as in a rule: ``out`` is optional, ``ax=``/``fig=`` draw into the caller's matplotlib objects,
+and the function returns the :class:`~matplotlib.figure.Figure`.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
+import inspect
 import os
 import re
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-# Figures are rendered on cluster nodes without a display.
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from deepexpr.errors import InputError  # noqa: E402
-from deepexpr.io import atomic_path, read_table  # noqa: E402
+from deepexpr.errors import InputError
+from deepexpr.io import atomic_path, read_table
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 PALETTE = [
@@ -69,20 +72,61 @@ _RC = {
 _FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 
 
+@dataclass
+class _Target:
+    """Where the running plot function draws: the caller's axes or figure, else a new figure."""
+
+    ax: object = None
+    fig: object = None
+    figure: object = None
+
+
+_TARGET: contextvars.ContextVar[_Target | None] = contextvars.ContextVar("deepexpr_plot_target", default=None)
+
+
 def styled(plot_function):
-    """Run a plotting function under the house rcParams without touching global state."""
+    """Make a plot function usable in rules and notebooks alike, under the house rcParams.
+
+    The wrapped function takes two more keywords: ``ax`` (a single-panel figure is drawn into
+    these axes) or ``fig`` (the panels are added to this figure); ``out`` None writes no file and
+    leaves the figure open. It returns the Figure; the numbers it shows (the dict the drawing
+    function returns, what tests and callers check) are ``figure.numbers``.
+    """
 
     @functools.wraps(plot_function)
-    def wrapper(*args, **kwargs):
-        with plt.rc_context(_RC):
-            return plot_function(*args, **kwargs)
+    def wrapper(*args, ax=None, fig=None, **kwargs):
+        target = _Target(ax=ax, fig=fig)
+        token = _TARGET.set(target)
+        try:
+            with plt.rc_context(_RC):
+                numbers = plot_function(*args, **kwargs)
+        finally:
+            _TARGET.reset(token)
+        target.figure.numbers = numbers
+        return target.figure
 
+    signature = inspect.signature(plot_function)
+    extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None) for name in ("ax", "fig")]
+    wrapper.__signature__ = signature.replace(
+        parameters=[*signature.parameters.values(), *extra], return_annotation="matplotlib.figure.Figure"
+    )
     return wrapper
 
 
 def new_figure(nrows: int = 1, ncols: int = 1, figsize=FIGSIZE_SINGLE, **kwargs):
-    """``plt.subplots`` with constrained layout, which leaves room for the multi-line titles."""
-    return plt.subplots(nrows, ncols, figsize=figsize, layout="constrained", **kwargs)
+    """(figure, axes): ``plt.subplots`` with constrained layout, which leaves room for the
+    multi-line titles; or the axes/figure the caller passed to the :func:`styled` function."""
+    target = _TARGET.get() or _Target()
+    if target.ax is not None:
+        if (nrows, ncols) != (1, 1):
+            raise InputError("ax", f"this figure has {nrows} x {ncols} panels; pass fig= instead of ax=")
+        figure, axes = target.ax.figure, target.ax
+    elif target.fig is not None:
+        figure, axes = target.fig, target.fig.subplots(nrows, ncols, **kwargs)
+    else:
+        figure, axes = plt.subplots(nrows, ncols, figsize=figsize, layout="constrained", **kwargs)
+    target.figure = figure
+    return figure, axes
 
 
 def annotate_points(ax, xs, ys, labels, fontsize: float = 7.5) -> int:
@@ -119,8 +163,10 @@ def annotate_points(ax, xs, ys, labels, fontsize: float = 7.5) -> int:
     return len(placed)
 
 
-def savefig(fig, out: str | os.PathLike) -> Path:
-    """Write ``fig`` atomically to ``out`` (format from the suffix) and close it."""
+def savefig(fig, out: str | os.PathLike | None) -> Path | None:
+    """Write ``fig`` atomically to ``out`` (format from the suffix) and close it; None: keep it open."""
+    if out is None:
+        return None
     out = Path(out)
     fmt = _FORMATS.get(out.suffix.lower())
     if fmt is None:
@@ -157,7 +203,7 @@ def add_note(fig, text: str) -> None:
     fig.text(0.01, -0.01, textwrap.fill(text, 130), ha="left", va="top", fontsize=8, color="#444444")
 
 
-def message_figure(out, what: str, message: str, dataset: str = "", label: str = "", mode: str = "") -> Path:
+def message_figure(out, what: str, message: str, dataset: str = "", label: str = "", mode: str = "") -> Path | None:
     """A valid image that says why there is nothing to plot (instead of failing the rule)."""
     with plt.rc_context(_RC):
         fig, ax = new_figure(figsize=(FIGSIZE_SINGLE[0], 2.6))

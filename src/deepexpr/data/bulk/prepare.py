@@ -11,8 +11,8 @@ import json
 
 import anndata as ad
 
-from .. import __version__
-from .bulk import (
+from deepexpr import __version__
+from deepexpr.data.bulk.read import (
     build_bulk_adata,
     match_samples,
     read_gene_info,
@@ -21,7 +21,7 @@ from .bulk import (
     validate_contrast,
 )
 
-# The simulator writes its matrix with this gene id column (see simulate_bulk.write_simulation).
+# The simulator writes its matrix with this gene id column (see deepexpr.data.bulk.simulate.write_simulation).
 SIMULATED_GENE_ID_COLUMN = "gene_id"
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from deepexpr import __version__
-from deepexpr.data.singlecell import STANDARD_OBS, check_counts
+from deepexpr.data.singlecell.read import STANDARD_OBS, check_counts
 from deepexpr.errors import InputError
 
 logger = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from deepexpr.errors import InputError
+from deepexpr.registry import baseline_methods
 
 logger = logging.getLogger(__name__)
 
@@ -280,7 +281,7 @@ def _epoch_logger():
     """A Lightning callback that reports scVI's training loss through ProgressReporter."""
     from lightning.pytorch.callbacks import Callback
 
-    from deepexpr.train import ProgressReporter
+    from deepexpr.models._base.training import ProgressReporter
 
     class EpochLogger(Callback):
         def __init__(self):
@@ -327,7 +328,7 @@ def integrate_scvi(
     import scvi
     import torch
 
-    from deepexpr.train import resolve_device
+    from deepexpr.models._base.training import resolve_device
 
     validate_prepared(prepared, need_counts=True)
     if threads is not None:
@@ -389,14 +390,19 @@ def integrate_scvi(
     )
 
 
+def _integration_functions() -> dict[str, Callable[..., ad.AnnData]]:
+    """``integrate_<name>`` for every method run from here: the registry's baselines, and scVI
+    (its own GPU rule, this code). Checked at import, so a method added to the registry without
+    its function here fails at once."""
+    names = [*baseline_methods(), "scvi"]
+    missing = [name for name in names if f"integrate_{name}" not in globals()]
+    if missing:
+        raise ImportError(f"deepexpr.registry lists methods without an integrate_<name> function here: {missing}")
+    return {name: globals()[f"integrate_{name}"] for name in names}
+
+
 #: Run name -> integration function (each takes the prepared AnnData, ``seed`` and its own params).
-INTEGRATIONS: dict[str, Callable[..., ad.AnnData]] = {
-    "unintegrated": integrate_unintegrated,
-    "combat": integrate_combat,
-    "harmony": integrate_harmony,
-    "scanorama": integrate_scanorama,
-    "scvi": integrate_scvi,
-}
+INTEGRATIONS = _integration_functions()
 
 
 def integrate(method: str, prepared: ad.AnnData, seed: int = 0, params: Mapping | None = None) -> ad.AnnData:

@@ -11,8 +11,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .metrics.de import lfc_agreement, top_k_overlap, true_lfc_for_contrast, truth_metrics, auroc
+from deepexpr.errors import InputError
+from deepexpr.metrics.de import lfc_agreement, top_k_overlap, true_lfc_for_contrast, truth_metrics, auroc
 
 DESEQ2_COLUMNS = {
     "log2fc": "deseq2_log2fc",

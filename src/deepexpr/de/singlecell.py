@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from deepexpr.de import run_deseq2
+from deepexpr.de.bulk import run_deseq2
 from deepexpr.errors import InputError
 
 logger = logging.getLogger(__name__)

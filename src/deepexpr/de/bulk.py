@@ -21,7 +21,7 @@ from pydeseq2.ds import DeseqStats
 from threadpoolctl import threadpool_limits
 
 from deepexpr.config import design_terms
-from deepexpr.data.bulk import validate_contrast
+from deepexpr.data.bulk.read import validate_contrast
 
 logger = logging.getLogger(__name__)
 

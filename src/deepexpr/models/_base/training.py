@@ -84,6 +84,15 @@ class ConvergenceMonitor:
             self.converged = before - after <= self.tol * abs(before)
         return self.converged or self.epochs >= self.max_epochs
 
+    def state(self) -> dict:
+        """What a checkpoint needs to continue the same decision after a restart."""
+        return {"recent": list(self._recent), "epochs": self.epochs, "converged": self.converged}
+
+    def restore(self, state: dict) -> None:
+        self._recent.clear()
+        self._recent.extend(state["recent"])
+        self.epochs, self.converged = int(state["epochs"]), bool(state["converged"])
+
 
 class ProgressReporter:
     """Log one line every ``every`` epochs; also draw a tqdm bar when stderr is a terminal.

@@ -32,7 +32,7 @@ import scipy.sparse as sp
 from deepexpr import __version__
 from deepexpr.errors import InputError
 from deepexpr.io import write_h5ad
-from deepexpr.train import ProgressReporter
+from deepexpr.models._base.training import ProgressReporter
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ def simulate_singlecell(params: Mapping | None, seed: int) -> tuple[ad.AnnData, 
 
     provenance = {
         "dataset": "",
-        "source": "deepexpr.data.simulate_sc (Splat-like model)",
+        "source": "deepexpr.data.singlecell.simulate (Splat-like model)",
         "package_version": __version__,
         "seed": int(seed),
         "simulated": True,

@@ -4,12 +4,14 @@ The corrected profile of a cell x measured in batch c, mapped to target covariat
 T(x, t) = relu(x + G(x, e(t))): the generator only learns a residual on log expression and the
 ReLU keeps values non-negative. A critic scores realism (adversarial head) and predicts the batch
 (classifier head); extra heads predict explanation-only covariates (e.g. severity, sex) from real
-cells and are what Integrated Gradients explains for those covariates (:mod:`deepexpr.explain`).
+cells and are what Integrated Gradients explains for those covariates (:mod:`deepexpr.interpret.genex`).
 
 ``corrected`` mode (default) applies every fix of METHODS.md 1.7; ``faithful`` reproduces the
-original notebooks' training. Each fix is a switch (:data:`SWITCHES`); ``mode`` sets their defaults
-(:data:`MODE_DEFAULTS`), any setting can be overridden by keyword. As in scvi-tools,
-:class:`GENEXModule` is the network and :class:`GENEX` the user-facing model::
+original notebooks' training. Each fix is a switch (:data:`~deepexpr.models.genex.settings.SWITCHES`);
+``mode`` sets their defaults (:data:`~deepexpr.models.genex.settings.MODE_DEFAULTS`), any setting can
+be overridden by keyword. As in scvi-tools,
+:class:`~deepexpr.models.genex.module.GENEXModule` is the network and :class:`GENEX` the user-facing
+model::
 
     GENEX.setup_anndata(adata, batch_key="batch", explain_keys=["condition"])
     model = GENEX(adata, mode="corrected", seed=0)
@@ -29,7 +31,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import anndata as ad
 import numpy as np
@@ -40,302 +41,43 @@ from torch import nn
 
 from deepexpr.data.stream import BalancedSampler, MatrixSource
 from deepexpr.errors import InputError
-from deepexpr.io import atomic_path
-from deepexpr.models.anchors import Anchors, find_anchors
-from deepexpr.train import ProgressReporter, resolve_device, seed_everything
+from deepexpr.models._base import BaseModel, ProgressReporter, resolve_device, seed_everything
+from deepexpr.models.genex.anchors import Anchors, find_anchors
+from deepexpr.models.genex.module import DegenerateAttention, GENEXModule
+from deepexpr.models.genex.settings import EXTRA_SETTINGS, MODE_DEFAULTS, SWITCHES
 
 logger = logging.getLogger(__name__)
 
-SETUP_KEY = "genex_setup"
-
-#: Allowed values of each switch, one per row of METHODS.md table 1.7 (G7, the attribution
-#: settings, live in :mod:`deepexpr.explain`; G8 is ``setup_anndata(explain_keys=...)``).
-SWITCHES = {
-    "condition_on_labels": (False, True),  # G1
-    "inference_token": ("null", "zero"),  # G2
-    "attention_layer": ("linear", "degenerate"),  # G3
-    "epoch_definition": ("full_pass", "original"),  # G4
-    "critic_objective": ("wgan_gp", "original"),  # G5
-    "optimizer": ("adam", "dog"),  # G6 ("dog" needs dog-optimizer, not in our envs)
-    # Ours, beyond the table: the generator also sees the cell's own (technical) batch, so it need
-    # not infer it from the expression before removing it.
-    "source_embedding": (True, False),
-    # Ours: a projection critic scores (cell, covariate) pairs, so a cell mapped to batch t must look
-    # like a real cell of batch t (and a null-token cell like a real cell of any batch), not merely
-    # like some real cell that the classifier head happens to call t.
-    "critic_conditioning": ("projection", "none"),
-    # Ours (opt-in): "multiplicative" = the residual acts on log normalised counts,
-    # T = log1p(expm1(x) * exp(G)): a batch's multiplicative gene factors are one constant residual
-    # and zeros stay zero (additive relu(x + G) turns a zero into G > 0, which the critic spots).
-    # Helped the simulated data (scIB total 0.817 -> 0.850), hurt real PBMC (0.767 -> 0.741).
-    "residual": ("additive", "multiplicative"),
-    # Ours: get_corrected averages the translations of a cell to every batch (the projection critic
-    # makes T(x, t) look like a real cell of batch t, so the mean no longer depends on the cell's
-    # own batch); "token" = the null token (corrected) or zeros (faithful) alone. The null token's
-    # real distribution is all batches pooled, which the identity map already matches, so alone
-    # it leaves more of the batch in place.
-    "inference_target": ("batch_mean", "token"),
-}
-
-#: Switch and hyper-parameter defaults per mode. Corrected departs from METHODS 1.7 where the
-#: real PBMC subset (3 chemistries, 1,937 cells x 2,000 HVGs, scIB total, one seed) said so,
-#: within a CPU budget of about a minute: hidden 256/128 instead of 1024/512 and mini-batches of
-#: 128; lr 1e-3 (before anchors: 2e-4 for 150 epochs 0.66, 5e-4 for 100 0.74); the null token for
-#: half of the cells instead of 15 % with a null-source critic head (lambda_null: the critic
-#: learns which batch a null-token output came from, the generator makes it guess uniformly); an
-#: identity term (lambda_id: mapping a cell to its own batch changes nothing) keeps the biology
-#: in x. The corrected output is the mean of a cell's translations to every batch (0.77, against
-#: 0.73 for the null token of the same model; simulated data 0.82 against 0.76): training the
-#: null token still helps (0.72 without it).
-#: Mutual-nearest-neighbour anchors (:mod:`deepexpr.models.anchors`, lambda_anchor) pull a cell's
-#: map to batch t toward one of its partners in t: sim_pbmc 0.76 -> 0.86 (weight 50: 0.86, 1000:
-#: 0.84: the critic still matters), real PBMC 0.77 -> 0.77; with lr 1e-3 instead of 5e-4,
-#: sim_pbmc 0.875 and 0.871 (seeds 0, 1), PBMC 0.785 (2e-3: 0.874, 0.780; PBMC 200 epochs:
-#: 0.779).
-#: Every anchor_refresh epochs the pairs are searched again on the model's current correction
-#: (partners stay real cells; a fixed interval, so a run continued to a higher epoch cap refreshes
-#: where an uninterrupted one does): seeds 0/1, sim_pbmc 0.875/0.871 -> 0.882/0.880, real PBMC
-#: 0.787/0.787 -> 0.789/0.785.
-#: Cycle and identity weights 20 instead of 10 (lambda_rec, lambda_id): seeds 0/1, sim_pbmc
-#: 0.882/0.880 -> 0.892/0.892 (workflow, seed 0: kBET 0.81 -> 0.91); real PBMC, seeds 0-3, mean 0.787 -> 0.789;
-#: weight 30: sim_pbmc 0.892/0.895, PBMC mean 0.784.
-#: On these defaults (seeds 0/1), stronger anchors mix real PBMC's batches more tightly (graph
-#: connectivity 0.839/0.805 -> 0.873/0.859 at lambda_anchor 400, 0.894/0.905 at 800) without raising its
-#: total (0.792/0.790, 0.790/0.791) and cost sim_pbmc (0.876/0.870, 0.855/0.859); 100 lowers both
-#: (PBMC 0.780/0.775). With weights 30 and anchors 400: PBMC 0.785/0.790, sim_pbmc 0.885/0.885.
-#: gp_every 4 (lazy penalty) with hidden 128/64 trains 2.2x faster but scores sim_pbmc
-#: 0.844/0.855. The critic shares the generator's widths: a critic of 64/64 alone trains 1.6x faster
-#: (3,549 against 2,242 cells/s) but scores PBMC 0.783/0.785 and sim_pbmc 0.884/0.879; 128/128
-#: 0.782/0.784 and 0.889/0.887; 512/256 0.789/0.787 and 0.892/0.888 (a generator of 512/256 too:
-#: 0.778/0.783, 0.888/0.888). Mini-batches of 256 (lr 2e-3) or 512 (lr 3e-3) train 1.3 or 1.7 times
-#: as many cells per second but score PBMC 0.782/0.782 or 0.785/0.777 and sim_pbmc 0.882/0.882 or
-#: 0.855/0.865.
-MODE_DEFAULTS = {
-    "corrected": {
-        "condition_on_labels": False,
-        "inference_token": "null",
-        "attention_layer": "linear",
-        "epoch_definition": "full_pass",
-        "critic_objective": "wgan_gp",
-        "optimizer": "adam",
-        "source_embedding": True,
-        "critic_conditioning": "projection",
-        "residual": "additive",
-        "inference_target": "batch_mean",
-        "hidden": (256, 128),
-        "latent_dim": 32,
-        "embed_dim": 16,
-        "dropout": 0.1,
-        "batch_size": 128,
-        "max_epochs": 100,
-        "lr": 1e-3,
-        "betas": (0.5, 0.9),
-        "n_critic": 5,
-        "lambda_gp": 10.0,
-        "gp_every": 1,
-        "lambda_cls": 1.0,
-        "lambda_rec": 20.0,
-        "lambda_id": 20.0,
-        "null_prob": 0.5,
-        "lambda_null": 1.0,
-        "lambda_anchor": 200.0,
-        "anchor_neighbors": 20,
-        "anchor_cells": 20000,
-        "anchor_refresh": 20,
-        "ema_decay": 0.999,
-    },
-    "faithful": {
-        "condition_on_labels": False,
-        "inference_token": "zero",
-        "attention_layer": "degenerate",
-        "epoch_definition": "original",
-        "critic_objective": "original",
-        # The original's DoG is not installable here: Adam with its declared (unused) lr and betas.
-        "optimizer": "adam",
-        "source_embedding": False,
-        "critic_conditioning": "none",
-        "residual": "additive",
-        "inference_target": "token",
-        "hidden": (1024, 512),
-        "latent_dim": 32,
-        "embed_dim": 16,
-        "dropout": 0.17,
-        "batch_size": 2048,
-        "max_epochs": 650,
-        "lr": 1e-4,
-        "betas": (0.5, 0.999),
-        "n_critic": 5,
-        "lambda_gp": 1.0,
-        "gp_every": 1,
-        "lambda_cls": 1.0,
-        "lambda_rec": 10.0,
-        "lambda_id": 0.0,
-        "null_prob": 0.0,
-        "lambda_null": 0.0,
-        "lambda_anchor": 0.0,
-        "anchor_neighbors": 20,
-        "anchor_cells": 20000,
-        "anchor_refresh": 0,
-        "ema_decay": 0.0,
-    },
-}
-#: Settings that are not hyper-parameters of the network (accepted by the constructor).
-EXTRA_SETTINGS = ("map_to_batch",)
 # The original draws 8,000 cells per "epoch" (3 minibatches of 2,048 with drop_last).
 ORIGINAL_DRAWS_PER_EPOCH = 8000
 # Critic head (corrected mode) that predicts the source batch of null-token outputs.
 NULL_SOURCE_HEAD = "null_source"
 #: Per-epoch history; wall time stays out of it (it goes to training_info) so reruns write identical files.
 HISTORY_COLUMNS = ["epoch", "d_loss", "g_loss", "wasserstein", "gp", "cls", "rec", "g_steps"]
+# Cells per read when fingerprinting the training data for a checkpoint.
+FINGERPRINT_CELLS = 4096
 
 
-class DegenerateAttention(nn.Module):
-    """The original's "GeneExpressionAttention": attention over a length-1 sequence.
-
-    softmax over one key is 1, so the output is V(x): W_Q and W_K are dead weights (kept so the
-    parameter count matches the original; reported in training_info).
-    """
-
-    def __init__(self, n_in: int, n_out: int):
-        super().__init__()
-        self.query, self.key, self.value = nn.Linear(n_in, n_out), nn.Linear(n_in, n_out), nn.Linear(n_in, n_out)
-
-    def forward(self, x):
-        q, k, v = self.query(x)[:, None], self.key(x)[:, None], self.value(x)[:, None]
-        weights = torch.softmax(q @ k.transpose(1, 2) / q.shape[-1] ** 0.5, dim=-1)
-        return (weights @ v)[:, 0]
-
-
-def _first_layer(kind: str, n_in: int, n_out: int) -> nn.Module:
-    return DegenerateAttention(n_in, n_out) if kind == "degenerate" else nn.Linear(n_in, n_out)
-
-
-def _block(layer: nn.Module, n_out: int, dropout: float, activation: nn.Module, norm: str) -> list[nn.Module]:
-    norms = {"batch": nn.BatchNorm1d(n_out), "layer": nn.LayerNorm(n_out)}
-    return [layer, norms[norm], nn.Dropout(dropout), activation]
-
-
-class GENEXModule(nn.Module):
-    """Generator (encoder -> deterministic latent -> residual decoder) and critic with heads.
-
-    ``n_conditions`` covariate levels get embeddings plus one extra row: the learned null token
-    (corrected mode); faithful mode replaces the embedding by zeros at inference instead.
-    """
-
-    def __init__(
-        self,
-        n_genes: int,
-        n_conditions: int,
-        head_sizes: dict[str, int],
-        hidden: tuple[int, int],
-        latent_dim: int,
-        embed_dim: int,
-        dropout: float,
-        attention_layer: str,
-        faithful_critic: bool,
-        source_embedding: bool,
-        projection: bool,
-        multiplicative: bool = False,
-    ):
-        super().__init__()
-        self.multiplicative = multiplicative
-        h1, h2 = hidden
-        self.null_index = n_conditions
-        self.embedding = nn.Embedding(n_conditions + 1, embed_dim)
-        # Sources include the null token: the cycle maps a corrected (batch-free) cell back.
-        self.source_embedding = nn.Embedding(n_conditions + 1, embed_dim) if source_embedding else None
-        n_in = n_genes + embed_dim * (2 if source_embedding else 1)
-        self.encoder = nn.Sequential(
-            *_block(_first_layer(attention_layer, n_in, h1), h1, dropout, nn.ReLU(), "batch"),
-            *_block(nn.Linear(h1, h2), h2, dropout, nn.ReLU(), "batch"),
-            nn.Linear(h2, latent_dim),
-        )
-        self.decoder = nn.Sequential(
-            *_block(nn.Linear(latent_dim, h2), h2, dropout, nn.ReLU(), "batch"),
-            *_block(nn.Linear(h2, h1), h1, dropout, nn.ReLU(), "batch"),
-            nn.Linear(h1, n_genes),
-        )
-        # WGAN-GP's penalty is per sample, which batch norm breaks: the corrected critic uses layer norm.
-        norm = "batch" if faithful_critic else "layer"
-        self.critic_body = nn.Sequential(
-            *_block(_first_layer(attention_layer, n_genes, h1), h1, dropout, nn.LeakyReLU(0.2), norm),
-            *_block(nn.Linear(h1, h2), h2, dropout, nn.LeakyReLU(0.2), norm),
-            *_block(nn.Linear(h2, latent_dim), latent_dim, 0.0, nn.LeakyReLU(0.2), norm),
-        )
-        self.adversarial = nn.Linear(latent_dim, 1)
-        self.projection = nn.Embedding(n_conditions + 1, latent_dim) if projection else None
-        self.heads = nn.ModuleDict({name: nn.Linear(latent_dim, size) for name, size in head_sizes.items()})
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                nn.init.kaiming_normal_(module.weight, a=0.2)
-                nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm1d):
-                nn.init.normal_(module.weight, 1.0, 0.02)
-                nn.init.zeros_(module.bias)
-        # Start as the identity map: the residual decoder's last layer begins at zero.
-        nn.init.zeros_(self.decoder[-1].weight)
-
-    def generator_parameters(self) -> list[nn.Parameter]:
-        source = list(self.source_embedding.parameters()) if self.source_embedding is not None else []
-        return [*self.embedding.parameters(), *source, *self.encoder.parameters(), *self.decoder.parameters()]
-
-    def critic_parameters(self) -> list[nn.Parameter]:
-        projection = list(self.projection.parameters()) if self.projection is not None else []
-        return [*self.critic_body.parameters(), *self.adversarial.parameters(), *projection, *self.heads.parameters()]
-
-    def latent(self, x, target, source=None, zero_token: bool = False):
-        embedded = self.embedding(target)
-        if zero_token:
-            embedded = torch.zeros_like(embedded)
-        parts = [x, embedded]
-        if self.source_embedding is not None:
-            parts.append(self.source_embedding(source))
-        return self.encoder(torch.cat(parts, dim=1))
-
-    def transform(self, x, target, source=None, zero_token: bool = False):
-        """T(x, t) = relu(x + G(x, e(t)[, e(source)])), or log1p(expm1(x) * exp(G)) (multiplicative)."""
-        residual = self.decoder(self.latent(x, target, source, zero_token))
-        if self.multiplicative:
-            return torch.log1p(torch.expm1(x.float()) * torch.exp(residual.float().clamp(-10, 10))).to(x.dtype)
-        return F.relu(x + residual)
-
-    def critic(self, x, condition=None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Adversarial score per cell and the logits of every classifier head.
-
-        With a projection critic and a ``condition`` (level index, or the null token), the score of
-        the pair (x, c) adds <projection(c), features(x)> (Miyato & Koyama 2018).
-        """
-        features = self.critic_body(x)
-        score = self.adversarial(features)[:, 0]
-        if self.projection is not None and condition is not None:
-            score = score + (self.projection(condition) * features).sum(dim=1)
-        return score, {name: head(features) for name, head in self.heads.items()}
-
-
-class GENEX:
+class GENEX(BaseModel):
     """User-facing GENEX for one dataset and one seed.
 
     ``adata`` holds log-normalised expression (``X`` or a layer; dense or csr) in memory, or is the
     path of an ``.h5ad`` whose csr ``X`` is then streamed from disk (only the row offsets and the
     obs codes stay in memory). Call :meth:`setup_anndata` first. ``settings`` override the mode's
-    defaults (:data:`MODE_DEFAULTS`; None = default); ``map_to_batch=<level>`` makes
-    :meth:`get_corrected` map every cell to that batch instead of the inference token.
+    defaults (:data:`~deepexpr.models.genex.settings.MODE_DEFAULTS`; None = default);
+    ``map_to_batch=<level>`` makes :meth:`get_corrected` map every cell to that batch instead of
+    the inference token.
     """
 
+    NAME = "genex"
+    SWITCHES = SWITCHES
+    MODE_DEFAULTS = MODE_DEFAULTS
+    EXTRA_SETTINGS = EXTRA_SETTINGS
+    SETUP_KEY = "genex_setup"
+    HISTORY_COLUMNS = HISTORY_COLUMNS
+
     def __init__(self, adata: ad.AnnData | str | os.PathLike, mode: str = "corrected", seed: int = 0, **settings):
-        if mode not in MODE_DEFAULTS:
-            raise InputError("genex.mode", f"expected one of {list(MODE_DEFAULTS)}, got {mode!r}")
-        unknown = sorted(set(settings) - set(MODE_DEFAULTS[mode]) - set(EXTRA_SETTINGS))
-        if unknown:
-            raise InputError("genex settings", f"unknown keys {unknown}; accepted: {sorted(MODE_DEFAULTS[mode])}")
-        config = dict(MODE_DEFAULTS[mode])
-        config.update({k: v for k, v in settings.items() if v is not None and k in config})
-        for name, choices in SWITCHES.items():
-            if config[name] not in choices:
-                raise InputError(f"genex.{name}", f"expected one of {list(choices)}, got {config[name]!r}")
+        config = self.resolve_settings(mode, settings)
         if config["optimizer"] == "dog":
             raise InputError(
                 "genex.optimizer",
@@ -347,7 +89,8 @@ class GENEX:
         if config["anchor_refresh"] < 0:
             raise InputError("genex.anchor_refresh", f"expected epochs >= 0 (0 = never), got {config['anchor_refresh']}")
         self.config = {"mode": mode, "seed": int(seed), "map_to_batch": settings.get("map_to_batch"), **config}
-        self.setup = _registered(adata)
+        self.setup = self.registration(adata)
+        self.setup["explain_keys"] = [str(k) for k in self.setup["explain_keys"]]
         self.source = MatrixSource(adata, self.setup["layer"])
         self.batch_codes, self.batches = self.source.column(self.setup["batch_key"])
         # G1 (faithful only): the biological label joins the conditioning covariate.
@@ -422,10 +165,36 @@ class GENEX:
         n_bad = source.count_nonfinite()
         if n_bad:
             raise InputError(source.name, f"expression holds {n_bad} NaN/inf values; expected finite log-normalised values")
-        if isinstance(adata, ad.AnnData):
-            adata.uns[SETUP_KEY] = setup
-        else:
-            _PATH_SETUPS[str(Path(adata).resolve())] = setup
+        GENEX._store_registration(adata, setup)
+
+    @classmethod
+    def _setup_from_saved(cls, adata, setup: dict) -> None:
+        # Stored as "" (h5ad uns cannot hold None).
+        cls.setup_anndata(
+            adata,
+            batch_key=setup["batch_key"],
+            explain_keys=setup["explain_keys"],
+            label_key=setup["label_key"] or None,
+            layer=setup["layer"] or None,
+        )
+
+    # --------------------------------------------------------------- base hooks
+    def trained_genes(self) -> list[str]:
+        return list(self.source.var_names)
+
+    def saved_modules(self) -> dict[str, nn.Module]:
+        return {"module": self.module, "ema": self.ema}
+
+    def fingerprint_parts(self):
+        yield np.asarray(self.source.var_names, dtype=str)
+        # The values chunk by chunk: a streamed .h5ad is never loaded whole.
+        for start in range(0, self.source.n_cells, FINGERPRINT_CELLS):
+            yield self.source.rows(np.arange(start, min(start + FINGERPRINT_CELLS, self.source.n_cells)))
+        yield np.asarray(self.conditions, dtype=str)
+        yield self.condition_codes
+        for key in sorted(self.explain_codes):
+            yield np.asarray(self.explain_levels[key], dtype=str)
+            yield np.asarray(self.explain_codes[key])
 
     def _condition_levels(self, source: MatrixSource) -> list[str]:
         if not self.config["condition_on_labels"]:
@@ -499,6 +268,8 @@ class GENEX:
         With ``checkpoint_dir``, model, optimisers, EMA, RNG states and history are saved every
         ``checkpoint_every`` epochs (and at the end); calling ``train`` again with the same dir
         resumes from there and, on CPU, ends with exactly the weights of an uninterrupted run.
+        A checkpoint written for other data, settings or ``max_epochs`` is not resumed: training
+        starts over (the log says why) and replaces it.
         ``callback(epoch, row)`` runs after every epoch (after its checkpoint).
         """
         cfg = self.config
@@ -512,9 +283,11 @@ class GENEX:
         sampler = BalancedSampler(self.batch_codes, seed=cfg["seed"])
         state = {"epoch": 0, "g_steps": 0, "d_steps": 0, "seconds": 0.0}
         rows: list[dict] = []
-        checkpoint = Path(checkpoint_dir) / "last.pt" if checkpoint_dir else None
-        if checkpoint is not None and checkpoint.exists():
-            rows, state = self._resume(checkpoint, opt_g, opt_d, sampler)
+        checkpoint = self._checkpoint_path(checkpoint_dir)
+        fingerprint = self.data_fingerprint() if checkpoint is not None else ""
+        payload = self._read_checkpoint(checkpoint, fingerprint, max_epochs, self.device)
+        if payload is not None:
+            rows, state = self._resume(payload, opt_g, opt_d, sampler)
             logger.info("resumed from %s at epoch %d", checkpoint, state["epoch"])
         if cfg["lambda_anchor"] and self.anchors is None:
             self._find_anchors(epoch=0)
@@ -538,7 +311,7 @@ class GENEX:
                 if checkpoint is not None and (
                     state["epoch"] % checkpoint_every == 0 or state["epoch"] == max_epochs
                 ):
-                    self._checkpoint(checkpoint, rows, state, opt_g, opt_d, sampler)
+                    self._checkpoint(checkpoint, fingerprint, max_epochs, rows, state, opt_g, opt_d, sampler)
                 if callback is not None:
                     callback(state["epoch"], row)
         finally:
@@ -797,9 +570,8 @@ class GENEX:
                 target.copy_(source)
 
     # --------------------------------------------------------- checkpoints
-    def _checkpoint(self, path: Path, rows, state, opt_g, opt_d, sampler) -> None:
+    def _checkpoint(self, path, fingerprint: str, max_epochs: int, rows, state, opt_g, opt_d, sampler) -> None:
         payload = {
-            "config": _plain(self.config),
             "module": self.module.state_dict(),
             "ema": self.ema.state_dict(),
             "opt_g": opt_g.state_dict(),
@@ -807,18 +579,12 @@ class GENEX:
             "sampler": sampler.state(),
             "anchors": None if self.anchors is None else (self.anchors.cells, self.anchors.partners),
             "anchor_searches": self.anchor_searches,
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "rows": rows,
             "state": state,
         }
-        with atomic_path(path) as tmp:
-            torch.save(payload, tmp)
+        self._write_checkpoint(path, fingerprint, max_epochs, payload)
 
-    def _resume(self, path: Path, opt_g, opt_d, sampler):
-        payload = torch.load(path, map_location=self.device, weights_only=False)
-        if payload["config"] != _plain(self.config):
-            raise InputError(str(path), "checkpoint was written with other settings; delete it to start over")
+    def _resume(self, payload: dict, opt_g, opt_d, sampler):
         self.module.load_state_dict(payload["module"])
         self.ema.load_state_dict(payload["ema"])
         opt_g.load_state_dict(payload["opt_g"])
@@ -828,9 +594,6 @@ class GENEX:
         if payload["anchors"] is not None:
             self.anchors = Anchors(*payload["anchors"])
         self.anchor_searches = list(payload["anchor_searches"])
-        torch.set_rng_state(payload["torch_rng"].cpu())
-        if payload["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in payload["cuda_rng"]])
         return list(payload["rows"]), dict(payload["state"])
 
     # ------------------------------------------------------------- outputs
@@ -885,49 +648,6 @@ class GENEX:
         (averaged over the batches with ``inference_target="batch_mean"``)."""
         return self._map(_encode, adata, batch_size)
 
-    # --------------------------------------------------------- persistence
-    def save(self, path: str | os.PathLike) -> None:
-        """Write settings, registration, genes, weights (and EMA), history and training info."""
-        state = {
-            "config": _plain(self.config),
-            "setup": dict(self.setup),
-            "genes": list(self.source.var_names),
-            "module": {k: v.detach().cpu() for k, v in self.module.state_dict().items()},
-            "ema": {k: v.detach().cpu() for k, v in self.ema.state_dict().items()},
-            "history": self.history.to_dict(orient="list"),
-            "training_info": dict(self.training_info),
-        }
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike, adata: ad.AnnData | str | os.PathLike) -> GENEX:
-        """Rebuild a saved model on ``adata`` (same genes in the same order, same batch levels)."""
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        setup = state["setup"]
-        cls.setup_anndata(
-            adata,
-            batch_key=setup["batch_key"],
-            explain_keys=setup["explain_keys"],
-            label_key=setup["label_key"] or None,
-            layer=setup["layer"] or None,
-        )
-        config = dict(state["config"])
-        mode, seed = config.pop("mode"), config.pop("seed")
-        model = cls(adata, mode=mode, seed=seed, **config)
-        if list(model.source.var_names) != state["genes"]:
-            raise InputError(str(path), "the data's genes differ from those the model was trained on")
-        model.module.load_state_dict(state["module"])
-        model.ema.load_state_dict(state["ema"])
-        model.module.eval()
-        model.ema.eval()
-        model.history = pd.DataFrame(state["history"], columns=HISTORY_COLUMNS)
-        model.training_info = dict(state["training_info"])
-        return model
-
-
-_PATH_SETUPS: dict[str, dict] = {}
-
 
 @contextlib.contextmanager
 def _frozen(parameters: list[nn.Parameter]):
@@ -949,20 +669,3 @@ def _translate(net: GENEXModule, x, target, source, zero_token: bool):
 
 def _encode(net: GENEXModule, x, target, source, zero_token: bool):
     return net.latent(x, target, source, zero_token)
-
-
-def _plain(config: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}
-
-
-def _registered(adata) -> dict:
-    if isinstance(adata, ad.AnnData):
-        if SETUP_KEY not in adata.uns:
-            raise InputError("AnnData", f"uns[{SETUP_KEY!r}] missing; call GENEX.setup_anndata(adata) first")
-        setup = dict(adata.uns[SETUP_KEY])
-        setup["explain_keys"] = [str(k) for k in setup["explain_keys"]]
-        return setup
-    key = str(Path(adata).resolve())
-    if key not in _PATH_SETUPS:
-        raise InputError(str(adata), "call GENEX.setup_anndata(path) first")
-    return dict(_PATH_SETUPS[key])
