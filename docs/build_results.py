@@ -175,6 +175,8 @@ def fmt(value, digits: int = 3) -> str:
         return "NA"
     if number.is_integer() and abs(number) >= 1000:
         return f"{int(number):,}"
+    if 0 < abs(number) < 0.1:  # small errors (MSE, W1, FDR) keep their leading digits
+        return f"{number:.{digits + 1}f}"
     return f"{number:.{digits}f}"
 
 

@@ -85,10 +85,10 @@ def test_tables_hold_the_files_numbers_and_their_source(results, tmp_path):
     assert "| `sim_pbmc` | 0.500 | **0.877** | 0.900 |" in integration
     assert "| genex_corrected_seed0 | genex | corrected | 0 | 0.900 | 0.800 | 0.900 | 0.877 |" in integration
     truth = (out / "truth.md").read_text()
-    assert "| genex_corrected_seed0 | 0.930 | 0.011 | 0.020 | 0.500 |" in truth
+    assert "| genex_corrected_seed0 | 0.930 | 0.0113 | 0.0200 | 0.500 |" in truth
     de = (out / "de.md").read_text()
     assert "| luminal_vs_basal | corrected | 2,000 | 412 | 0.912 | 0.800 | 3 | 0.990 | 150 |" in de
-    assert "| luminal_vs_basal | faithful | 300 | 0.970 | 0.900 | 0.040 | 280 | 0.950 | 0.880 | 0.020 | 250 |" in de
+    assert "| luminal_vs_basal | faithful | 300 | 0.970 | 0.900 | 0.0400 | 280 | 0.950 | 0.880 | 0.0200 | 250 |" in de
     index = (out / "README.md").read_text()
     assert "[de.md](de.md)" in index and "`sim_bulk`" in index and "`sim_pbmc`" in index
 
