@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
-from deepexpr.evaluate import comparison_table, summarize
+from deepexpr.evaluate.de import comparison_table, summarize
 from deepexpr.io import read_table, write_json, write_table
 from deepexpr.workflow import rule_log
 

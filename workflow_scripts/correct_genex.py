@@ -7,7 +7,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 import anndata as ad
 import torch
 
-from deepexpr.integrate import finish_integration
+from deepexpr.integration.baselines import finish_integration
 from deepexpr.io import write_h5ad
 from deepexpr.models.genex import GENEX
 from deepexpr.workflow import rule_log

@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
 import anndata as ad
 
-from deepexpr.de import run_deseq2
+from deepexpr.de.bulk import run_deseq2
 from deepexpr.io import write_table
 from deepexpr.workflow import rule_log
 

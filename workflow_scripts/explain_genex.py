@@ -11,7 +11,8 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 import anndata as ad
 import torch
 
-from deepexpr.explain import attribution_auroc, explain_covariate, explain_summary, rank_genes
+from deepexpr.interpret.attribution import attribution_auroc, explain_summary, rank_genes
+from deepexpr.interpret.genex import explain_covariate
 from deepexpr.io import write_json, write_table
 from deepexpr.models.genex import GENEX
 from deepexpr.workflow import rule_log

@@ -4,8 +4,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
-from deepexpr.plots.de import plot_loss_curves
-from deepexpr.plots.integration import GENEX_HISTORY_PANELS
+from deepexpr.plots.training import GENEX_HISTORY_PANELS, plot_loss_curves
 from deepexpr.workflow import rule_log
 
 with rule_log(snakemake.log[0]):

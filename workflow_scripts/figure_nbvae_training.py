@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
-from deepexpr.plots.de import plot_latent, plot_loss_curves
+from deepexpr.plots.training import plot_latent, plot_loss_curves
 from deepexpr.workflow import rule_log
 
 titles = {"dataset": snakemake.wildcards.dataset, "mode": snakemake.wildcards.mode}

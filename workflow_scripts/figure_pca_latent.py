@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
-from deepexpr.plots.de import plot_pca_latent
+from deepexpr.plots.training import plot_pca_latent
 from deepexpr.workflow import rule_log
 
 with rule_log(snakemake.log[0]):

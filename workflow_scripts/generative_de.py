@@ -7,8 +7,9 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 import anndata as ad
 import torch
 
+from deepexpr.de.generative import generative_de_from_models
 from deepexpr.io import write_table
-from deepexpr.models.nbvae import NBVAE, generative_de_from_models
+from deepexpr.models.nbvae import NBVAE
 from deepexpr.workflow import rule_log
 
 settings = snakemake.params.settings

@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
 import anndata as ad
 
-from deepexpr.baselines import pca_latent
+from deepexpr.evaluate.latent import pca_latent
 from deepexpr.io import write_table
 from deepexpr.workflow import rule_log
 

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
-from deepexpr.data.prepare import prepare_bulk
+from deepexpr.data.bulk.prepare import prepare_bulk
 from deepexpr.io import write_h5ad
 from deepexpr.workflow import rule_log
 

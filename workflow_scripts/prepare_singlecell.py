@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
 import anndata as ad
 
-from deepexpr.data.prepare_sc import prepare_singlecell
+from deepexpr.data.singlecell.prepare import prepare_singlecell
 from deepexpr.io import read_table, write_h5ad
 from deepexpr.workflow import rule_log
 

@@ -9,7 +9,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
 import anndata as ad
 
-from deepexpr.de_sc import pseudobulk_deseq2
+from deepexpr.de.singlecell import pseudobulk_deseq2
 from deepexpr.io import write_table
 from deepexpr.workflow import rule_log
 

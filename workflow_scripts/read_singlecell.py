@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
-from deepexpr.data.singlecell import read_singlecell
+from deepexpr.data.singlecell.read import read_singlecell
 from deepexpr.io import write_h5ad
 from deepexpr.workflow import rule_log
 

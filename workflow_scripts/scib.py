@@ -8,8 +8,8 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 import anndata as ad
 
 from deepexpr.io import write_table
-from deepexpr.metrics.integration import read_runs, scib_table
-from deepexpr.metrics.truth import TRUTH_RUN, truth_reference_run
+from deepexpr.evaluate.integration import read_runs, scib_table
+from deepexpr.evaluate.truth import TRUTH_RUN, truth_reference_run
 from deepexpr.workflow import rule_log
 
 with rule_log(snakemake.log[0]):

@@ -4,7 +4,7 @@ import sys
 
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
-from deepexpr.data.simulate_sc import simulate_singlecell, write_simulation
+from deepexpr.data.singlecell.simulate import simulate_singlecell, write_simulation
 from deepexpr.workflow import rule_log
 
 with rule_log(snakemake.log[0]) as log:

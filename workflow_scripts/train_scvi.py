@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
 import anndata as ad
 
-from deepexpr.integrate import integrate
+from deepexpr.integration.baselines import integrate
 from deepexpr.io import write_h5ad
 from deepexpr.workflow import rule_log
 

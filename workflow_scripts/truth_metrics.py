@@ -9,7 +9,7 @@ import anndata as ad
 import pandas as pd
 
 from deepexpr.io import write_table
-from deepexpr.metrics.truth import truth_metrics
+from deepexpr.evaluate.truth import truth_metrics
 from deepexpr.workflow import rule_log
 
 with rule_log(snakemake.log[0]):

@@ -5,7 +5,7 @@ import sys
 sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
 from deepexpr.io import write_table
-from deepexpr.metrics.integration import read_runs, umap_table
+from deepexpr.evaluate.integration import read_runs, umap_table
 from deepexpr.workflow import rule_log
 
 with rule_log(snakemake.log[0]):

@@ -7,7 +7,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 import pandas as pd
 
 from deepexpr.io import write_table
-from deepexpr.metrics.integration import read_runs, shared_bins, value_histogram, value_summary
+from deepexpr.evaluate.integration import read_runs, shared_bins, value_histogram, value_summary
 from deepexpr.workflow import rule_log
 
 with rule_log(snakemake.log[0]):

@@ -6,7 +6,7 @@ sys.path.insert(0, f"{snakemake.scriptdir}/../src")
 
 import anndata as ad
 
-from deepexpr.de_sc import wilcoxon_by_cell_type
+from deepexpr.de.singlecell import wilcoxon_by_cell_type
 from deepexpr.io import write_table
 from deepexpr.workflow import rule_log
 
