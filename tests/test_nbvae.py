@@ -310,9 +310,10 @@ def test_gene_dispersion_moves_from_its_start(dispersion_fit):
 
 
 # Measured (seed 0, 400 epochs): learned theta spans 7.4 .. 17.3 while the truth spans 1 .. 100;
-# Spearman 0.62 with the truth, but the slope of log theta_hat on log theta_true is ~0.2: the
-# high-dispersion genes keep theta near its start and the decoder absorbs their noise.
-@pytest.mark.xfail(strict=True, reason="learned gene-wise theta barely spreads from its start 10: range 7.4-17.3 for a true 1-100, log-log slope ~0.2")
+# Spearman 0.62 with the truth, but the slope of log theta_hat on log theta_true is 0.16: the
+# high-dispersion genes keep theta near its start and the decoder absorbs their noise. Trained
+# longer (2,000 fixed epochs) theta grows everywhere instead (12 .. 113, Spearman 0.44, slope 0.26).
+@pytest.mark.xfail(strict=True, reason="learned gene-wise theta barely spreads from its start 10: range 7.4-17.3 for a true 1-100, log-log slope 0.16 (Spearman 0.62)")
 def test_gene_dispersion_tracks_the_simulated_dispersion(dispersion_fit):
     model, true_theta = dispersion_fit
     theta = model.get_dispersion().loc[true_theta.index]
