@@ -8,9 +8,20 @@ import pandas as pd
 import pytest
 import torch
 
-from deepexpr.de.generative import DE_COLUMNS, adaptive_shrinkage, combine_seeds, moderate_variances, summarise_draws
+from scipy import stats
+
+from deepexpr.data.bulk.read import validate_contrast
+from deepexpr.de.generative import (
+    DE_COLUMNS,
+    adaptive_shrinkage,
+    combine_seeds,
+    moderate_variances,
+    replicate_standard_error,
+    summarise_draws,
+)
 from deepexpr.errors import InputError
 from deepexpr.models.nbvae import NBVAE
+from deepexpr.models.nbvae.model import _design_matrix
 
 CONTRAST = {
     "name": "lum_vs_bas",
@@ -20,10 +31,23 @@ CONTRAST = {
     "reference": "basal",
 }
 N_STRONG = 10  # genes 0..9 are DE between cell types with |log2FC| = 3; the rest are null
+# The workflow's adjusted contrast (config.yaml, sim_bulk lactate_vs_virgin): two factors, and only
+# the lactate and virgin samples (8 of 12).
+STATUS_CONTRAST = {
+    "name": "lactate_vs_virgin",
+    "design": "~cell_type + status",
+    "factor": "status",
+    "test": "lactate",
+    "reference": "virgin",
+}
 
 
-def tiny_bulk(n_genes: int = 200, seed: int = 0) -> ad.AnnData:
-    """12 samples (2 cell types x 3 states x 2 replicates), NB counts, known cell-type DE."""
+def tiny_bulk(n_genes: int = 200, seed: int = 0, alpha=0.05, n_status_de: int = 0) -> ad.AnnData:
+    """12 samples (2 cell types x 3 states x 2 replicates), NB counts, known cell-type DE.
+
+    ``alpha``: NB dispersion, one value or one per gene. ``n_status_de``: genes N_STRONG ..
+    N_STRONG + n_status_de - 1 also change lactate vs virgin (|log2FC| = 2, alternating sign).
+    """
     rng = np.random.default_rng(seed)
     obs = pd.DataFrame(
         [(c, s) for c in ("basal", "luminal") for s in ("virgin", "pregnant", "lactate") for _ in range(2)],
@@ -36,7 +60,11 @@ def tiny_bulk(n_genes: int = 200, seed: int = 0) -> ad.AnnData:
     size_factors = np.exp(rng.normal(0, 0.2, 12))
     luminal = (obs["cell_type"] == "luminal").to_numpy()
     mean = base * 2.0 ** (luminal[:, None] * log2_effect) * size_factors[:, None]
-    alpha = 0.05
+    if n_status_de:
+        status_effect = np.zeros(n_genes)
+        status_effect[N_STRONG : N_STRONG + n_status_de] = np.where(np.arange(n_status_de) % 2 == 0, 2.0, -2.0)
+        mean = mean * 2.0 ** ((obs["status"] == "lactate").to_numpy()[:, None] * status_effect)
+    alpha = np.asarray(alpha, dtype=float)
     counts = rng.negative_binomial(1 / alpha, 1 / (1 + mean * alpha)).astype(np.int64)
     for column in obs.columns:
         obs[column] = pd.Categorical(obs[column])
@@ -171,8 +199,12 @@ def test_corrected_de_table_and_calibration(trained):
     table = trained.differential_expression(CONTRAST, n_samples=100, delta=0.25)
     assert list(table.columns) == DE_COLUMNS
     assert len(table) == trained.adata.n_vars
-    assert (table["lfc_q05"] <= table["lfc_q95"]).all() and (table["lfc_sd"] >= 0).all()
-    assert table["prob_de"].between(0, 1).all()
+    # The replicate-level error gives the real effects a real interval (measured width ~1.1; a
+    # posterior with no uncertainty would have none); nulls collapse onto the prior's point mass
+    # at 0 (so their q05 == q95 is right). P(DE) separates effects from nulls.
+    assert (table["lfc_q95"] - table["lfc_q05"]).iloc[:N_STRONG].min() > 0.2
+    assert (table["lfc_sd"].iloc[:N_STRONG] > 0.05).all()
+    assert (table["prob_de"].iloc[:N_STRONG] > 0.95).all() and table["prob_de"].iloc[N_STRONG:].median() < 0.5
     strong = table.iloc[:N_STRONG]
     null = table.iloc[N_STRONG:]
     assert strong["lfc_mean"].between(strong["lfc_q05"], strong["lfc_q95"]).all()
@@ -181,14 +213,21 @@ def test_corrected_de_table_and_calibration(trained):
     assert null["called"].mean() <= 0.03
 
 
-def test_faithful_de_follows_the_original_rule(bulk):
-    model = NBVAE(bulk, mode="faithful", seed=0)
+def test_faithful_de_follows_the_original_rule():
+    # More genes than the rule calls (2 x 500), so the rule has to pick: exactly the 500 highest
+    # and the 500 lowest logFC_gen are called, the 200 in the middle are not.
+    adata = tiny_bulk(1200)
+    NBVAE.setup_anndata(adata)
+    model = NBVAE(adata, mode="faithful", seed=0)
     model.train(max_epochs=5, device="cpu")
     table = model.differential_expression(CONTRAST)
     assert list(table.columns) == DE_COLUMNS
     assert table[["lfc_sd", "lfc_q05", "lfc_q95", "prob_de"]].isna().all().all()
     assert np.isfinite(table["lfc_mean"]).all()
-    assert table["called"].all()  # top and bottom 500 of 200 genes
+    order = table["lfc_mean"].sort_values().index
+    assert table["called"].sum() == 1000
+    assert table.loc[order[:500], "called"].all() and table.loc[order[-500:], "called"].all()
+    assert not table.loc[order[500:700], "called"].any()
 
 
 def test_contrast_levels_are_checked(trained):
@@ -244,6 +283,128 @@ def test_combine_seeds_pools_draws(trained, bulk):
     pd.testing.assert_frame_equal(pooled[DE_COLUMNS], expected)
     with pytest.raises(ValueError, match="different genes"):
         combine_seeds([tables[0], tables[1].iloc[::-1].reset_index(drop=True)], draws, seeds=[0, 1])
+
+
+# ------------------------------------------------------------ gene-wise dispersion
+@pytest.fixture(scope="module")
+def dispersion_fit():
+    """Corrected NB-VAE (learned gene-wise theta, starting at 10) on counts whose true dispersion
+    spans 0.01 .. 1 (theta 1 .. 100) log-uniformly across genes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    alpha = np.exp(np.random.default_rng(5).uniform(np.log(0.01), np.log(1.0), 200))
+    adata = tiny_bulk(alpha=alpha)
+    NBVAE.setup_anndata(adata)
+    model = NBVAE(adata, mode="corrected", seed=0)
+    model.train(max_epochs=400, device="cpu")
+    torch.set_num_threads(threads)
+    return model, pd.Series(1 / alpha, index=adata.var_names)
+
+
+def test_gene_dispersion_moves_from_its_start(dispersion_fit):
+    model, _ = dispersion_fit
+    theta = model.get_dispersion()
+    # starts at 10 for every gene (measured after training: median |log(theta / 10)| 0.41)
+    assert np.median(np.abs(np.log(theta / 10.0))) > 0.2
+    assert theta.std() > 0
+
+
+# Measured (seed 0, 400 epochs): learned theta spans 7.4 .. 17.3 while the truth spans 1 .. 100;
+# Spearman 0.62 with the truth, but the slope of log theta_hat on log theta_true is 0.16: the
+# high-dispersion genes keep theta near its start and the decoder absorbs their noise. Trained
+# longer (2,000 fixed epochs) theta grows everywhere instead (12 .. 113, Spearman 0.44, slope 0.26).
+@pytest.mark.xfail(strict=True, reason="learned gene-wise theta barely spreads from its start 10: range 7.4-17.3 for a true 1-100, log-log slope 0.16 (Spearman 0.62)")
+def test_gene_dispersion_tracks_the_simulated_dispersion(dispersion_fit):
+    model, true_theta = dispersion_fit
+    theta = model.get_dispersion().loc[true_theta.index]
+    assert stats.spearmanr(theta, true_theta)[0] > 0.5
+    slope = np.polyfit(np.log(true_theta), np.log(theta), 1)[0]
+    assert 0.5 < slope < 1.5, f"log-log slope {slope:.2f}"
+
+
+# ------------------------------------------------ the workflow's adjusted contrast
+@pytest.fixture(scope="module")
+def status_bulk() -> ad.AnnData:
+    adata = tiny_bulk(300, n_status_de=30)
+    NBVAE.setup_anndata(adata)
+    return adata
+
+
+def test_fdr_is_calibrated_at_the_workflow_defaults(status_bulk):
+    """delta 0.5 (the default), draws pooled over two seeds, the two-factor design on a subset."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    results = []
+    for seed in (0, 1):
+        model = NBVAE(status_bulk, mode="corrected", seed=seed)
+        model.train(max_epochs=400, device="cpu")
+        results.append(model.differential_expression(STATUS_CONTRAST, n_samples=50, return_draws=True))
+    torch.set_num_threads(threads)
+    pooled = combine_seeds([r[0] for r in results], [r[1] for r in results], seeds=[0, 1])
+    truth = np.zeros(status_bulk.n_vars, dtype=bool)
+    truth[N_STRONG : N_STRONG + 30] = True
+    called = pooled["called"].to_numpy()
+    false = int((called & ~truth).sum())
+    # Nominal FDR 5 %; measured 2 false of 32 calls (6 %). With ~30 calls one false call is 3 %,
+    # so <= 10 % allows one more; a cell-type effect leaking into the status contrast (design
+    # ignored) would call the 10 cell-type genes (|log2FC| 3) and break it.
+    assert called.sum() >= 20 and false / called.sum() <= 0.10, (called.sum(), false)
+    assert called[truth].mean() >= 0.8  # power: measured 30 of 30
+    assert not called[:N_STRONG].any(), "cell-type DE genes called in the cell-type-adjusted contrast"
+
+
+def replicate_se_setup(obs, contrast, sigma=0.3, n_genes=2000):
+    """Samples, design and expression (cell-type effect 3, factor effects +-2 or 0, replicate sd sigma)."""
+    samples = validate_contrast(contrast, obs, source="contrast")
+    design = _design_matrix(samples, contrast["design"])
+    levels = samples[contrast["factor"]].astype(str).to_numpy()
+    is_test, is_ref = levels == contrast["test"], levels == contrast["reference"]
+    rng = np.random.default_rng(0)
+    luminal = (samples["cell_type"] == "luminal").to_numpy()
+    status = pd.get_dummies(samples["status"].astype(str), dtype=float).to_numpy()
+    expression = (
+        5.0 + 3.0 * luminal[:, None] + 2.0 * status @ rng.choice([-1, 0, 1], (status.shape[1], n_genes))
+        + sigma * rng.standard_normal((len(samples), n_genes))
+    )
+    return samples, design, expression, is_test, is_ref
+
+
+def test_replicate_standard_error_with_a_two_factor_design(status_bulk):
+    """SE of mean(lactate) - mean(virgin) under ~cell_type + status (all 12 samples, 2 x 2 per
+    group): the residual sd is the replicates' alone, not the cell-type or status effects."""
+    sigma = 0.3
+    samples, design, expression, is_test, is_ref = replicate_se_setup(status_bulk.obs, STATUS_CONTRAST, sigma)
+    assert design.shape == (12, 4)  # intercept, cell type, two status levels
+    se, df = replicate_standard_error(expression, design, is_test, is_ref)
+    expected = sigma * np.sqrt(1 / 4 + 1 / 4)
+    # one common variance: moderation pulls every gene close to it (residual df 12 - 4 = 8)
+    assert np.median(se) == pytest.approx(expected, rel=0.1)
+    assert np.quantile(se, 0.95) < 1.5 * expected
+    assert df > 8
+    # the cell type left out of the design: its 3.0 effect becomes residual, the SE far larger
+    wrong, _ = replicate_standard_error(expression, design[:, [0, 2, 3]], is_test, is_ref)
+    assert np.median(wrong) > 3 * expected
+    # the difference of two group means: 1 / n_test + 1 / n_ref, whatever the group sizes
+    fewer = is_test & (np.arange(12) != np.flatnonzero(is_test)[0])
+    se3, _ = replicate_standard_error(expression, design, fewer, is_ref)
+    np.testing.assert_allclose(se3 / se, np.sqrt((1 / 3 + 1 / 4) / (1 / 4 + 1 / 4)))
+
+
+def test_replicate_standard_error_with_a_subset_contrast(status_bulk):
+    """lactate vs virgin within luminal samples only (subset): 6 samples, ~status, 2 per group."""
+    contrast = {**STATUS_CONTRAST, "design": "~status", "subset": {"cell_type": "luminal"}}
+    sigma = 0.3
+    samples, design, expression, is_test, is_ref = replicate_se_setup(status_bulk.obs, contrast, sigma)
+    assert len(samples) == 6 and set(samples["cell_type"]) == {"luminal"} and design.shape == (6, 3)
+    se, df = replicate_standard_error(expression, design, is_test, is_ref)
+    expected = sigma * np.sqrt(1 / 2 + 1 / 2)
+    assert np.median(se) == pytest.approx(expected, rel=0.1)
+    assert df > 3  # residual df 6 - 3, plus the prior's
+    # The generative DE uses the same samples: the subset's table differs from the full contrast's.
+    model = NBVAE(status_bulk, mode="faithful", seed=0)
+    model.train(max_epochs=3, device="cpu")
+    subset_lfc = model.differential_expression(contrast)["lfc_mean"]
+    assert not np.allclose(subset_lfc, model.differential_expression(STATUS_CONTRAST)["lfc_mean"])
 
 
 # ------------------------------------------------------------- statistics helpers

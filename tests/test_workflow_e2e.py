@@ -91,6 +91,17 @@ def test_default_run_writes_tables_and_figures(sim_runs):
     assert set(summary["truth"]) >= {"deseq2", "generative"}
     for method in ("deseq2", "generative"):
         assert set(summary["truth"][method]) >= {"auroc", "auprc", "observed_fdr", "n_called"}
+    # The science: both methods rank the simulated DE genes far above chance, in the plain and in
+    # the cell-type-adjusted contrast. Tiny run measured 0.998/0.999 (luminal vs basal) and
+    # 0.984/0.987 (lactate vs virgin; DESeq2/generative); 0.95 leaves margin, a ranking that had
+    # lost the effects (shuffled LFCs, wrong contrast direction or samples) gives ~0.5.
+    for contrast in ("luminal_vs_basal", "lactate_vs_virgin"):
+        truth = json.loads((base / "de" / contrast / "corrected" / "summary.json").read_text())["truth"]
+        for method in ("deseq2", "generative"):
+            assert truth[method]["auroc"] > 0.95, (contrast, method, truth[method])
+            assert truth[method]["n_called"] > 0
+    # Generative and DESeq2 LFCs agree gene by gene (measured Pearson 0.94).
+    assert summary["pearson_lfc"] > 0.8
     figures = list((base / "figures").rglob("*.png"))
     assert len(figures) > 20
     assert (base / "figures" / "luminal_vs_basal" / "corrected_roc.png").stat().st_size > 1000
@@ -110,12 +121,33 @@ def test_default_run_corrects_batches_side_by_side(sim_runs):
     unintegrated = scib.set_index("run").loc["unintegrated"]
     assert reference["batch_correction"] > unintegrated["batch_correction"]
     assert reference["bio_conservation"] > 0.5
+    # GENEX corrects: this tiny run trains it for 3 epochs only, so its gains are small but they are
+    # reproducible to the last digit (test_cpu_rerun_gives_identical_numbers). Measured: scIB batch
+    # correction 0.302 against unintegrated 0.278; thresholds at about half those margins. A GENEX
+    # that returned its input (the identity it starts as) scores exactly the unintegrated values.
+    genex = scib.set_index("run").loc["genex_corrected_seed0"]
+    assert genex["batch_correction"] > unintegrated["batch_correction"] + 0.01
+    # ComBat, on this linear simulated batch effect, removes it (measured 0.93 against 0.28).
+    assert scib.set_index("run").loc["combat", "batch_correction"] > unintegrated["batch_correction"] + 0.3
     truth = pd.read_csv(base / "integration" / "truth.tsv", sep="\t")
     assert set(truth["run"]) == {"unintegrated", "combat", "scvi", "genex_corrected_seed0"}
+    # Per-gene Pearson with the batch-free truth on the batch-affected genes: GENEX 0.729 against
+    # unintegrated 0.716 (ComBat 0.968); GENEX must be above unintegrated and keep the others'.
+    truth = truth.set_index("run")
+    assert (
+        truth.loc["genex_corrected_seed0", "pearson_median_batch_genes"]
+        > truth.loc["unintegrated", "pearson_median_batch_genes"] + 0.005
+    )
+    assert truth.loc["genex_corrected_seed0", "pearson_median"] > 0.95  # measured 0.996
+    assert truth.loc["combat", "pearson_median_batch_genes"] > truth.loc["unintegrated", "pearson_median_batch_genes"] + 0.1
     ranked = pd.read_csv(base / "explain" / "batch.tsv", sep="\t")
     assert {"covariate", "level", "cell_type", "gene", "attribution", "rank"} <= set(ranked.columns)
     summary = json.loads((base / "explain" / "batch_summary.json").read_text())
-    assert 0.0 <= summary["batch"]["auroc_vs_truth"] <= 1.0
+    # The batch-affected genes rank above chance in the critic's batch attributions. Measured 0.64
+    # after 3 GENEX epochs (the tiny run); the critic's heads learn slowly (see test_explain), so
+    # 0.6 is what this run supports: about 2 sd above a random ranking's 0.5 on these genes.
+    assert summary["batch"]["auroc_vs_truth"] > 0.6
+    assert summary["batch"]["median_relative_delta"] < 0.05
     corrected = ad.read_h5ad(base / "integration" / "genex_corrected_seed0.h5ad")
     assert (corrected.layers["corrected"] >= 0).all(), "GENEX output must be non-negative"
     for figure in ["scib_table", "umap_batch", "umap_cell_type", "value_histograms", "truth_scatter", "explain_batch_heatmap"]:
