@@ -75,7 +75,9 @@ def test_one_target_rule_per_dataset(rules):
 
 
 def test_scripts_are_thin():
-    for script in (REPO / "workflow_scripts").glob("*.py"):
+    scripts = sorted((REPO / "workflow_scripts").rglob("*.py"))
+    assert scripts, "no workflow scripts found"
+    for script in scripts:
         lines = [line for line in script.read_text().splitlines() if line.strip()]
         assert len(lines) <= 40, f"{script.name} has {len(lines)} lines; move logic into src/deepexpr"
         assert "def " not in script.read_text(), f"{script.name} defines functions; move them into src/deepexpr"
