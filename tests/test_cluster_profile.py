@@ -165,10 +165,11 @@ def test_cpu_jobs_stay_off_the_gpu_partition(tmp_path):
 
 
 def test_the_documented_command_uses_only_the_slurm_profile(tmp_path):
-    output, jobs = dry_run_jobs(usable_profile(tmp_path))
+    output, _ = dry_run_jobs(usable_profile(tmp_path))
     assert "profiles/default" not in output, "the local profile must not be merged into a cluster run"
-    cores = [job for job in jobs if job.name == "train_genex"]
-    assert cores, "train_genex not scheduled"
+    assert "Using workflow specific profile" in output
+    for text in (PROFILE / "config.yaml").read_text(), (REPO / "config" / "paper.yaml").read_text():
+        assert "--workflow-profile profiles/slurm" in text, "document the command that replaces profiles/default"
 
 
 def test_downloads_and_figures_run_locally(tmp_path):
@@ -176,3 +177,16 @@ def test_downloads_and_figures_run_locally(tmp_path):
     for job in jobs:
         if job.name == "download" or job.name.startswith("figure_"):
             assert job.is_local, f"{job.name} must be a local rule (compute nodes often have no internet)"
+
+
+if __name__ == "__main__":  # `python tests/test_cluster_profile.py`: where each GPU job would go
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        profile = usable_profile(Path(tmp))
+        table = partition_table(profile)
+        for job in dry_run_jobs(profile)[1]:
+            if job.resources.get("gpu"):
+                request = slurm_utils.set_gres_string(job).strip()
+                print(f"{job.name:14} partition={submitted_partition(job, table)} {request} "
+                      f"runtime={job.resources.get('runtime')} mem_mb={job.resources.get('mem_mb')}")
