@@ -1,5 +1,5 @@
 # deepexpr: interpretable deep generative models of gene expression.
-# Table of contents only; each stage lives in rules/<stage>.smk, all logic in src/deepexpr.
+# Table of contents only: shared stages, then one rules file per study; all logic in src/deepexpr.
 
 from snakemake.utils import min_version
 
@@ -9,17 +9,18 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+report: "resources/workflow.rst"
+
+
+# What every study shares: config validation, the dataset table, sources, target dispatch.
 include: "rules/common.smk"
+# Shared data stages: download, simulate, read and prepare.
 include: "rules/download.smk"
 include: "rules/simulate.smk"
 include: "rules/normalize.smk"
-include: "rules/train.smk"
-include: "rules/correct.smk"
-include: "rules/explain.smk"
-include: "rules/de.smk"
-include: "rules/evaluate.smk"
-include: "rules/enrich.smk"
-include: "rules/figures.smk"
+# Studies: each file holds its rules, its helpers and its target function.
+include: "rules/bulk_de.smk"
+include: "rules/integration.smk"
 
 
 rule all:

@@ -1,4 +1,7 @@
-# Config validation, the dataset table, input functions and wildcard constraints.
+# What every study shares: config validation, the dataset table, source and download naming,
+# the wildcard constraints of all rules, target dispatch by dataset kind, and the input functions
+# of the shared data stages (download, simulate, normalize). Each study's own helpers (input
+# functions, target list) live in rules/helpers/<study>.smk, included by rules/<study>.smk.
 
 import re
 import sys
@@ -11,6 +14,7 @@ from deepexpr.config import (
     contrast_label,
     is_url,
     load_schema,
+    model_settings,
     resolve_local,
     validate_config,
 )
@@ -19,7 +23,16 @@ validate_config(config, load_schema(Path(workflow.basedir) / "config" / "schema.
 
 DATASETS = config["datasets"]
 RESULTS = "results"
-GENERATIVE_METHODS = ["generative_corrected", "generative_faithful"]
+REPORT_CAPTIONS = "../resources/report"
+
+# Study target functions by dataset kind: each study file registers its own with one entry,
+# e.g. TARGETS_BY_KIND["bulk"] = bulk_de_targets.
+TARGETS_BY_KIND = {}
+
+
+def dataset_targets(dataset):
+    """Every table and figure a user reads for one dataset (from its study's target function)."""
+    return TARGETS_BY_KIND[DATASETS[dataset]["kind"]](dataset)
 
 
 def is_simulated(dataset):
@@ -49,20 +62,12 @@ BULK = datasets_where("bulk")
 SINGLECELL = datasets_where("singlecell")
 SIMULATED_SINGLECELL = datasets_where("singlecell", simulated=True)
 REAL_SINGLECELL = datasets_where("singlecell", simulated=False)
-BASELINES = ["unintegrated", "combat", "harmony", "scanorama"]
-# Methods whose output is a corrected expression matrix (scVI's normalised expression counts too).
-FULL_OUTPUT = ("unintegrated", "combat", "scvi", "genex")
 
 
 wildcard_constraints:
     dataset="|".join(map(re.escape, DATASETS)) or "NO_DATASET",
-    contrast="[A-Za-z0-9_]+",
     mode="corrected|faithful",
     seed=r"\d+",
-    collection="[A-Za-z0-9]+",
-    method="deseq2|generative_corrected|generative_faithful",
-    run=r"unintegrated|combat|harmony|scanorama|scvi|genex_(corrected|faithful)_seed\d+",
-    covariate="[A-Za-z0-9_]+",
 
 
 # Suffixes kept on downloaded files so readers can tell the format and compression.
@@ -121,112 +126,7 @@ def source_path(dataset, key):
     return local_path(resolve_local(entry["source"], config["shared_data"]))
 
 
-def raw_bulk_inputs(wildcards):
-    if is_simulated(wildcards.dataset):
-        raw = f"{RESULTS}/{wildcards.dataset}/data/raw"
-        return {"counts": f"{raw}/counts.tsv.gz", "samples": f"{raw}/samples.tsv"}
-    spec = DATASETS[wildcards.dataset]
-    inputs = {
-        "counts": source_path(wildcards.dataset, "counts"),
-        "samples": local_path(spec["sample_sheet"]),
-    }
-    if "gene_info" in spec:
-        inputs["gene_info"] = source_path(wildcards.dataset, "gene_info")
-    return inputs
-
-
-def collections(dataset):
-    """{collection name: {path, id_type}}; simulated data brings its planted modules."""
-    found = {
-        name: {"path": source_path(dataset, f"gmt_{name}"), "id_type": entry["id_type"]}
-        for name, entry in DATASETS[dataset]["gene_sets"].items()
-    }
-    if is_simulated(dataset):
-        found["modules"] = {
-            "path": f"{RESULTS}/{dataset}/data/raw/genesets.gmt",
-            "id_type": "entrez",
-        }
-    return found
-
-
-def truth_input(wildcards):
-    if is_simulated(wildcards.dataset):
-        return {"truth": f"{RESULTS}/{wildcards.dataset}/data/truth.tsv"}
-    return {}
-
-
-def nbvae_settings(dataset):
-    return DATASETS[dataset]["nbvae"]
-
-
-def nbvae_models(wildcards):
-    seeds = nbvae_settings(wildcards.dataset)["seeds"]
-    return expand(
-        "{results}/{dataset}/models/nbvae/{mode}/seed{seed}/model.pt",
-        results=RESULTS,
-        dataset=wildcards.dataset,
-        mode=wildcards.mode,
-        seed=seeds,
-    )
-
-
-def nbvae_runs(wildcards, name):
-    """One file per training seed (history.tsv, latent.tsv) of a dataset and mode."""
-    return [path.replace("model.pt", name) for path in nbvae_models(wildcards)]
-
-
-def enrich_methods(dataset):
-    return ["deseq2"] + [
-        f"generative_{mode}" for mode in nbvae_settings(dataset)["modes"]
-    ]
-
-
-def contrast_of(wildcards):
-    contrast = dict(DATASETS[wildcards.dataset]["contrasts"][wildcards.contrast])
-    contrast["name"] = wildcards.contrast
-    contrast["label"] = contrast_label(contrast)
-    return contrast
-
-
-def dataset_targets(dataset):
-    """Every table and figure a user reads for one dataset."""
-    if DATASETS[dataset]["kind"] == "singlecell":
-        return singlecell_targets(dataset)
-    base = f"{RESULTS}/{dataset}"
-    modes = nbvae_settings(dataset)["modes"]
-    contrasts = list(DATASETS[dataset]["contrasts"])
-    targets = [f"{base}/figures/pca_latent.png"]
-    targets += expand(
-        "{base}/figures/nbvae_{mode}_{figure}.png",
-        base=base,
-        mode=modes,
-        figure=["latent", "loss"],
-    )
-    targets += expand(
-        "{base}/figures/{contrast}/deseq2_volcano.png", base=base, contrast=contrasts
-    )
-    per_mode = ["lfc_scatter", "generative_volcano", "na_genes", "seed_spread"]
-    per_mode += ["credible_intervals"]
-    if is_simulated(dataset):
-        per_mode += ["roc", "pr"]
-    targets += expand(
-        "{base}/figures/{contrast}/{mode}_{figure}.png",
-        base=base,
-        contrast=contrasts,
-        mode=modes,
-        figure=per_mode,
-    )
-    targets += expand(
-        "{base}/figures/{contrast}/enrich_{method}_{collection}_{analysis}.png",
-        base=base,
-        contrast=contrasts,
-        method=enrich_methods(dataset),
-        collection=list(collections(dataset)),
-        analysis=["ora_up", "ora_down", "prerank"],
-    )
-    return targets
-
-
+# ------------------------------------------------------------------ downloads
 def download_entry(wildcards):
     entry = downloads(wildcards.dataset).get(wildcards.file)
     if entry is None:
@@ -245,17 +145,21 @@ def expected_sha256(wildcards):
     return record.read_text().split()[0]
 
 
-def enrich_inputs(wildcards):
-    collection = collections(wildcards.dataset)[wildcards.collection]
-    base = f"{RESULTS}/{wildcards.dataset}/de/{wildcards.contrast}"
-    if wildcards.method == "deseq2":
-        table = f"{base}/deseq2.tsv"
-    else:
-        table = f"{base}/{wildcards.method.removeprefix('generative_')}/generative.tsv"
-    return {"table": table, "gmt": collection["path"]}
+# ------------------------------------------------------------------ reading and preparing data
+def raw_bulk_inputs(wildcards):
+    if is_simulated(wildcards.dataset):
+        raw = f"{RESULTS}/{wildcards.dataset}/data/raw"
+        return {"counts": f"{raw}/counts.tsv.gz", "samples": f"{raw}/samples.tsv"}
+    spec = DATASETS[wildcards.dataset]
+    inputs = {
+        "counts": source_path(wildcards.dataset, "counts"),
+        "samples": local_path(spec["sample_sheet"]),
+    }
+    if "gene_info" in spec:
+        inputs["gene_info"] = source_path(wildcards.dataset, "gene_info")
+    return inputs
 
 
-# ------------------------------------------------------------------ single-cell datasets
 def singlecell_sources(wildcards):
     """The configured sources with local paths (downloads or local files) for the reader."""
     spec = DATASETS[wildcards.dataset]
@@ -285,81 +189,3 @@ def singlecell_prepare_inputs(wildcards):
     if DATASETS[wildcards.dataset]["normalize"]["label_cells"] == "markers":
         inputs["markers"] = local_path("resources/markers/pbmc_markers.tsv")
     return inputs
-
-
-def genex_runs(dataset):
-    spec = DATASETS[dataset]
-    if "genex" not in spec["methods"]:
-        return []
-    genex = spec["genex"]
-    return [
-        f"genex_{mode}_seed{seed}" for mode in genex["modes"] for seed in genex["seeds"]
-    ]
-
-
-def integration_runs(dataset):
-    """Every batch-correction run of a dataset; unintegrated is always there as the reference."""
-    methods = DATASETS[dataset]["methods"]
-    baselines = [m for m in BASELINES + ["scvi"] if m == "unintegrated" or m in methods]
-    return baselines + genex_runs(dataset)
-
-
-def full_output_runs(dataset):
-    return [run for run in integration_runs(dataset) if run.startswith(FULL_OUTPUT)]
-
-
-def primary_genex(dataset):
-    """(mode, seed) of the GENEX model that is explained: corrected if run, and the first seed."""
-    genex = DATASETS[dataset]["genex"]
-    mode = "corrected" if "corrected" in genex["modes"] else genex["modes"][0]
-    return mode, genex["seeds"][0]
-
-
-def run_files(wildcards, pattern):
-    return [
-        pattern.format(dataset=wildcards.dataset, run=run)
-        for run in integration_runs(wildcards.dataset)
-    ]
-
-
-def full_run_files(wildcards, pattern):
-    return [
-        pattern.format(dataset=wildcards.dataset, run=run)
-        for run in full_output_runs(wildcards.dataset)
-    ]
-
-
-def explain_model(wildcards):
-    mode, seed = primary_genex(wildcards.dataset)
-    return f"{RESULTS}/{wildcards.dataset}/models/genex/{mode}/seed{seed}/model.pt"
-
-
-def singlecell_targets(dataset):
-    spec = DATASETS[dataset]
-    base = f"{RESULTS}/{dataset}"
-    figures = ["scib_table", "umap_batch", "umap_cell_type", "value_histograms"]
-    targets = [f"{base}/integration/scib.tsv"]
-    targets += expand(
-        "{base}/de/wilcoxon_{run}.tsv", base=base, run=full_output_runs(dataset)
-    )
-    if "pseudobulk" in spec:
-        targets += expand(
-            "{base}/de/pseudobulk_{run}.tsv", base=base, run=full_output_runs(dataset)
-        )
-    if is_simulated(dataset):
-        targets.append(f"{base}/integration/truth.tsv")
-        figures += ["truth_scatter", "truth_metrics", "de_recovery"]
-    if genex_runs(dataset):
-        targets += expand(
-            "{base}/explain/{covariate}.tsv",
-            base=base,
-            covariate=spec["explain"]["covariates"],
-        )
-        figures += expand(
-            "explain_{covariate}_{kind}",
-            covariate=spec["explain"]["covariates"],
-            kind=["heatmap", "dotplot", "completeness"],
-        )
-        figures += [f"genex_{mode}_loss" for mode in spec["genex"]["modes"]]
-    targets += expand("{base}/figures/{figure}.png", base=base, figure=figures)
-    return targets

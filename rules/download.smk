@@ -12,6 +12,8 @@ rule download:
     wildcard_constraints:
         file=r"(?!.*\.sha256$)[^/]+",
     retries: 1
+    # Compute nodes often have no internet: downloads run where snakemake runs.
+    localrule: True
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -19,4 +21,4 @@ rule download:
         url=lambda wildcards: download_entry(wildcards)["source"],
         sha256=lambda wildcards: download_entry(wildcards)["sha256"],
     script:
-        "../workflow_scripts/download.py"
+        "../workflow_scripts/data/download.py"

@@ -18,7 +18,7 @@ rule prepare_bulk:
         dataset=lambda wildcards: wildcards.dataset,
         spec=lambda wildcards: DATASETS[wildcards.dataset],
     script:
-        "../workflow_scripts/prepare_bulk.py"
+        "../workflow_scripts/data/prepare_bulk.py"
 
 
 rule read_singlecell:
@@ -38,7 +38,7 @@ rule read_singlecell:
         obs_columns=lambda wildcards: DATASETS[wildcards.dataset]["obs_columns"],
         gene_join=lambda wildcards: DATASETS[wildcards.dataset]["gene_join"],
     script:
-        "../workflow_scripts/read_singlecell.py"
+        "../workflow_scripts/data/read_singlecell.py"
 
 
 rule prepare_singlecell:
@@ -57,4 +57,4 @@ rule prepare_singlecell:
         settings=lambda wildcards: DATASETS[wildcards.dataset]["normalize"],
         seed=config["seed"],
     script:
-        "../workflow_scripts/prepare_singlecell.py"
+        "../workflow_scripts/data/prepare_singlecell.py"

@@ -19,7 +19,7 @@ rule simulate_bulk:
         simulate=lambda wildcards: DATASETS[wildcards.dataset]["simulate"],
         seed=config["seed"],
     script:
-        "../workflow_scripts/simulate_bulk.py"
+        "../workflow_scripts/data/simulate_bulk.py"
 
 
 rule simulate_singlecell:
@@ -37,4 +37,4 @@ rule simulate_singlecell:
         simulate=lambda wildcards: DATASETS[wildcards.dataset]["simulate"],
         seed=config["seed"],
     script:
-        "../workflow_scripts/simulate_singlecell.py"
+        "../workflow_scripts/data/simulate_singlecell.py"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deepexpr.config import load_schema, validate_config
+from deepexpr.config import WORKFLOW_KEYS, load_schema, model_settings, validate_config
 from deepexpr.errors import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -146,3 +146,63 @@ def test_simulated_cell_type_probabilities_must_match():
     config["datasets"]["sim_pbmc"]["simulate"]["cell_type_prob"] = [0.5, 0.5]
     with pytest.raises(InputError, match=r"sim_pbmc\.simulate\.cell_type_prob: 2 probabilities for 6 cell_types"):
         validate_config(config, SCHEMA)
+
+
+def test_bad_method_name_names_the_key():
+    config = default_config()
+    config["datasets"]["sim_pbmc"]["methods"] = ["unintegrated", "mnn"]
+    with pytest.raises(InputError, match=r"key datasets\.sim_pbmc\.methods\.1: 'mnn' is not one of"):
+        validate_config(config, SCHEMA)
+
+
+def test_methods_come_from_the_registry():
+    from deepexpr.registry import INTEGRATION_METHODS
+
+    methods = SCHEMA["$defs"]["singlecell_dataset"]["properties"]["methods"]
+    assert methods["items"]["enum"] == list(INTEGRATION_METHODS)
+    assert methods["default"] == list(INTEGRATION_METHODS)
+    raw = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    raw_methods = raw["$defs"]["singlecell_dataset"]["properties"]["methods"]
+    assert "enum" not in raw_methods["items"], "schema.yaml must not list the methods itself"
+
+
+def test_genex_block_has_every_model_setting():
+    from deepexpr.models.genex import EXTRA_SETTINGS, MODE_DEFAULTS
+
+    block = SCHEMA["$defs"]["genex"]["properties"]
+    settings = set(block) - set(WORKFLOW_KEYS)
+    assert settings == set(MODE_DEFAULTS["corrected"]) | set(EXTRA_SETTINGS)
+    for name in settings:
+        assert block[name]["default"] is None, f"genex.{name}: default must be null (the mode's default)"
+    for mode in MODE_DEFAULTS.values():  # every mode's default is an allowed value
+        for name, value in mode.items():
+            config = default_config()
+            config["datasets"]["sim_pbmc"]["genex"][name] = list(value) if isinstance(value, tuple) else value
+            validate_config(config, SCHEMA)
+
+
+def test_nbvae_block_has_every_model_setting():
+    from deepexpr.models.nbvae import MODE_DEFAULTS
+
+    block = SCHEMA["$defs"]["nbvae"]["properties"]
+    assert "learning_rate" not in block
+    assert set(MODE_DEFAULTS["corrected"]) | {"latent_dim", "hidden", "global_theta"} == set(block) - set(WORKFLOW_KEYS)
+    assert "deseq2" in block["dispersion"]["enum"]
+    for mode in MODE_DEFAULTS.values():
+        for name, value in mode.items():
+            config = default_config()
+            config["datasets"]["sim_bulk"]["nbvae"][name] = value
+            validate_config(config, SCHEMA)
+
+
+def test_model_settings_drop_only_the_workflow_keys():
+    config = default_config()
+    validate_config(config, SCHEMA)
+    genex = config["datasets"]["sim_pbmc"]["genex"]
+    settings = model_settings(genex)
+    assert not set(settings) & set(WORKFLOW_KEYS)
+    assert set(settings) | {"modes", "seeds", "checkpoint_every"} == set(genex)
+    assert settings["max_epochs"] == 60 and settings["lr"] is None
+    nbvae = model_settings(config["datasets"]["sim_bulk"]["nbvae"])
+    assert {"lr", "max_epochs", "dispersion", "latent_dim"} <= set(nbvae)
+    assert not {"n_posterior_samples", "delta", "fdr_target", "seeds", "modes"} & set(nbvae)

@@ -8,7 +8,9 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import tomllib
 import yaml
+from packaging.specifiers import SpecifierSet
 
 REPO = Path(__file__).resolve().parents[1]
 ENV_FILES = sorted((REPO / "envs").glob("*.yaml"))
@@ -68,16 +70,35 @@ def test_env_versions_agree_with_test_environment(path):
         name, pinned = PIN.match(dependency).groups()
         assert name.lower() in pins, f"{path.name}: {name} is not in requirements.txt"
         assert pins[name.lower()] == pinned, f"{path.name}: {name}=={pinned} but requirements.txt pins {pins[name.lower()]}"
-    python = dict(CONDA_PIN.match(d).groups() for d in conda)["python"]
+
+
+def requires_python() -> SpecifierSet:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    return SpecifierSet(project["requires-python"])
+
+
+def test_running_python_satisfies_requires_python():
     running = ".".join(map(str, sys.version_info[:3]))
-    assert python.startswith(f"{sys.version_info.major}.{sys.version_info.minor}"), (
-        f"{path.name}: python={python} but the tests run on {running}"
+    assert requires_python().contains(running), (
+        f"the tests run on Python {running}, outside pyproject's requires-python {requires_python()}"
     )
+
+
+def test_envs_pin_one_python_that_satisfies_requires_python():
+    pins = {}
+    for path in ENV_FILES:
+        conda, _ = env_dependencies(path)
+        pins[path.name] = dict(CONDA_PIN.match(d).groups() for d in conda)["python"]
+    assert len(set(pins.values())) == 1, f"the envs pin different Pythons: {pins}"
+    for name, python in pins.items():
+        assert requires_python().contains(python), (
+            f"{name}: python={python} is outside pyproject's requires-python {requires_python()}"
+        )
 
 
 def test_every_rule_env_exists():
     named = set()
-    for smk in (REPO / "rules").glob("*.smk"):
+    for smk in (REPO / "rules").rglob("*.smk"):
         named.update(re.findall(r'"\.\./envs/([a-z0-9_]+\.yaml)"', smk.read_text()))
     assert named, "no rule names a conda env"
     missing = named - {p.name for p in ENV_FILES}

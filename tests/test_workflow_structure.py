@@ -75,7 +75,9 @@ def test_one_target_rule_per_dataset(rules):
 
 
 def test_scripts_are_thin():
-    for script in (REPO / "workflow_scripts").glob("*.py"):
+    scripts = sorted((REPO / "workflow_scripts").rglob("*.py"))
+    assert scripts, "no workflow scripts found"
+    for script in scripts:
         lines = [line for line in script.read_text().splitlines() if line.strip()]
         assert len(lines) <= 40, f"{script.name} has {len(lines)} lines; move logic into src/deepexpr"
         assert "def " not in script.read_text(), f"{script.name} defines functions; move them into src/deepexpr"
@@ -96,32 +98,46 @@ def test_snakefmt_check_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def offline(shared_data):
+    """Arguments of an offline run reading the real files from the shared_data fixture's folder."""
+    return ["--configfile", "config/offline.yaml", "--config", f"shared_data={shared_data}"]
+
+
 @pytest.mark.parametrize(
     "extra",
     [[], ["--configfile", "config/offline.yaml"], ["--configfile", "config/paper.yaml"]],
     ids=["default", "offline", "paper"],
 )
-def test_dry_run(extra):
+def test_dry_run(extra, request):
+    if "config/offline.yaml" in extra:
+        extra = [*extra, *offline(request.getfixturevalue("shared_data"))]
     result = run(str(BIN / "snakemake"), "-n", "--cores", "2", *extra)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_dry_run_by_dataset_name():
-    result = run(str(BIN / "snakemake"), "-n", "--cores", "2", "gse60450", "--configfile", "config/offline.yaml")
+def test_dry_run_by_dataset_name(shared_data):
+    result = run(str(BIN / "snakemake"), "-n", "--cores", "2", "gse60450", *offline(shared_data))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "download" not in result.stdout, "offline config must not download"
+
+
+def test_dry_run_by_dataset_name_downloads():
     paper = run(str(BIN / "snakemake"), "-n", "--cores", "2", "gse60450")
     assert paper.returncode == 0, paper.stdout + paper.stderr
     assert "rule download" in paper.stdout or "download" in paper.stdout
 
 
 @pytest.mark.parametrize("dataset", ["pbmc", "covid"])
-def test_dry_run_single_cell_by_name(dataset):
-    offline = run(str(BIN / "snakemake"), "-n", "--cores", "2", dataset, "--configfile", "config/offline.yaml")
-    assert offline.returncode == 0, offline.stdout + offline.stderr
-    assert "download" not in offline.stdout, "offline config must not download"
+def test_dry_run_single_cell_by_name(dataset, shared_data):
+    local = run(str(BIN / "snakemake"), "-n", "--cores", "2", dataset, *offline(shared_data))
+    assert local.returncode == 0, local.stdout + local.stderr
+    assert "download" not in local.stdout, "offline config must not download"
     for rule in ["prepare_singlecell", "train_genex", "train_scvi", "scib", "explain_genex"]:
-        assert rule in offline.stdout, f"snakemake {dataset} -n does not schedule {rule}"
+        assert rule in local.stdout, f"snakemake {dataset} -n does not schedule {rule}"
+
+
+@pytest.mark.parametrize("dataset", ["pbmc", "covid"])
+def test_dry_run_single_cell_by_name_downloads(dataset):
     paper = run(str(BIN / "snakemake"), "-n", "--cores", "2", dataset)
     assert paper.returncode == 0, paper.stdout + paper.stderr
     assert "download" in paper.stdout
@@ -140,3 +156,33 @@ def test_readme_test_command_is_what_ci_runs():
     assert len(commands) == 2, "README quick start must have exactly two commands"
     test_command = [c for c in commands if "pytest" in c]
     assert test_command and test_command[0] in ci, ".ci/run must call the README's test command"
+
+
+def test_snakefile_is_a_table_of_contents():
+    snakefile = (REPO / "Snakefile").read_text()
+    includes = re.findall(r'^include: "rules/(\w+)\.smk"$', snakefile, flags=re.M)
+    assert includes == ["common", "download", "simulate", "normalize", "bulk_de", "integration"]
+    assert "def " not in snakefile, "helpers belong in rules/common.smk or rules/helpers/<study>.smk"
+    assert re.search(r'^report: "resources/workflow\.rst"$', snakefile, flags=re.M)
+    assert (REPO / "resources" / "workflow.rst").is_file()
+
+
+def test_every_script_exists_and_is_used():
+    named = set()
+    for smk in (REPO / "rules").rglob("*.smk"):
+        for script in re.findall(r'^\s+"\.\./(workflow_scripts/[\w/]+\.py)"$', smk.read_text(), flags=re.M):
+            assert (REPO / script).is_file(), f"{smk.name} names a missing script {script}"
+            named.add(script)
+    shipped = {str(p.relative_to(REPO)) for p in (REPO / "workflow_scripts").rglob("*.py")}
+    assert shipped == named, f"scripts no rule runs: {sorted(shipped - named)}"
+    for script in shipped:
+        assert script.split("/")[1] in {"data", "bulk_de", "integration"}, f"{script}: not in a study folder"
+
+
+def test_gpu_work_is_tagged_and_cheap_rules_are_local(rules):
+    local = {name for name, rule in rules.items() if rule.name in rule.workflow._localrules}
+    assert "download" in local and "compare_de" in local
+    assert {name for name in rules if name.startswith("figure_")} <= local
+    gpu = {name for name, rule in rules.items() if "gpu" in rule.resources}
+    assert gpu == {"train_nbvae", "train_genex", "train_scvi"}, gpu
+    assert not gpu & local

@@ -17,6 +17,9 @@ from jsonschema import Draft202012Validator, validators
 from .errors import InputError
 
 URL_SCHEMES = ("http://", "https://", "ftp://")
+#: Keys of a model's config block (``nbvae``, ``genex``) that the workflow uses and the model does
+#: not: which runs to make and how to use them. Everything else in the block is a model setting.
+WORKFLOW_KEYS = ("modes", "seeds", "checkpoint_every", "n_posterior_samples", "delta", "fdr_target")
 
 
 def _with_defaults(validator_class):
@@ -67,7 +70,21 @@ def _describe(error: jsonschema.ValidationError, schema: dict) -> str:
 
 
 def load_schema(path: str | Path) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    """The config schema, with the allowed and default ``datasets.<d>.methods`` filled in from
+    :data:`deepexpr.registry.INTEGRATION_METHODS` (the list is written only there)."""
+    from deepexpr.registry import INTEGRATION_METHODS
+
+    schema = yaml.safe_load(Path(path).read_text())
+    methods = schema["$defs"]["singlecell_dataset"]["properties"]["methods"]
+    methods["items"]["enum"] = list(INTEGRATION_METHODS)
+    methods["default"] = list(INTEGRATION_METHODS)
+    return schema
+
+
+def model_settings(block: dict) -> dict:
+    """The model settings of a model's config block: the block without :data:`WORKFLOW_KEYS`
+    (None = the mode's default), as passed to ``NBVAE(...)`` or ``GENEX(...)``."""
+    return {key: value for key, value in block.items() if key not in WORKFLOW_KEYS}
 
 
 def validate_config(config: dict, schema: dict) -> dict:

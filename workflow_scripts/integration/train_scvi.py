@@ -1,0 +1,17 @@
+"""Rule train_scvi: the scVI baseline (scvi-tools) on the prepared counts."""
+
+import sys
+
+sys.path.insert(0, f"{snakemake.scriptdir}/../../src")
+
+import anndata as ad
+
+from deepexpr.integration.baselines import integrate
+from deepexpr.io import write_h5ad
+from deepexpr.workflow import rule_log
+
+with rule_log(snakemake.log[0]):
+    prepared = ad.read_h5ad(snakemake.input.adata)
+    params = {**snakemake.params.settings, "device": snakemake.params.device, "threads": snakemake.threads}
+    result = integrate("scvi", prepared, seed=snakemake.params.seed, params=params)
+    write_h5ad(result, snakemake.output.adata)
