@@ -167,7 +167,7 @@ def test_methods_come_from_the_registry():
 
 
 def test_genex_block_has_every_model_setting():
-    from deepexpr.models.genex import EXTRA_SETTINGS, MODE_DEFAULTS
+    from deepexpr.models.genex.settings import EXTRA_SETTINGS, MODE_DEFAULTS
 
     block = SCHEMA["$defs"]["genex"]["properties"]
     settings = set(block) - set(WORKFLOW_KEYS)
@@ -182,11 +182,11 @@ def test_genex_block_has_every_model_setting():
 
 
 def test_nbvae_block_has_every_model_setting():
-    from deepexpr.models.nbvae import MODE_DEFAULTS
+    from deepexpr.models.nbvae.settings import MODE_DEFAULTS
 
     block = SCHEMA["$defs"]["nbvae"]["properties"]
     assert "learning_rate" not in block
-    assert set(MODE_DEFAULTS["corrected"]) | {"latent_dim", "hidden", "global_theta"} == set(block) - set(WORKFLOW_KEYS)
+    assert set(MODE_DEFAULTS["corrected"]) == set(block) - set(WORKFLOW_KEYS)
     assert "deseq2" in block["dispersion"]["enum"]
     for mode in MODE_DEFAULTS.values():
         for name, value in mode.items():

@@ -1,4 +1,4 @@
-"""The shared model base: one settings idiom, settings_in, and checkpoints that resume only the same run."""
+"""The shared model base: one settings idiom and checkpoints that resume only the same run."""
 
 from __future__ import annotations
 
@@ -68,16 +68,6 @@ def test_both_models_use_the_base_settings():
     assert model.module.mean_head.out_features == 3 and model.module.encoder[0].out_features == 16
     model.train(device="cpu")
     assert model.training_info["epochs"] == 4 and model.training_info["lr"] == 1e-2
-
-
-def test_settings_in_keeps_only_the_models_settings():
-    block = {"lr": 5e-4, "map_to_batch": "b1", "checkpoint_every": 10, "seeds": [0, 1], "explain": {}}
-    assert GENEX.settings_in(block) == {"lr": 5e-4, "map_to_batch": "b1"}
-    assert NBVAE.settings_in({"lr": 1e-3, "learning_rate": 1e-3, "tol": None, "hidden": 32}) == {
-        "lr": 1e-3,
-        "tol": None,
-        "hidden": 32,
-    }
 
 
 # ---------------------------------------------------------------------------- checkpoints

@@ -11,7 +11,6 @@ from deepexpr.io import read_table, write_table
 from deepexpr.models.nbvae import NBVAE
 from deepexpr.workflow import rule_log
 
-settings = snakemake.params.settings
 with rule_log(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)
     adata = ad.read_h5ad(snakemake.input.adata)
@@ -22,13 +21,11 @@ with rule_log(snakemake.log[0]) as log:
     model = NBVAE(
         adata,
         mode=snakemake.wildcards.mode,
-        latent_dim=settings["latent_dim"],
-        hidden=settings["hidden"],
-        dispersion=settings["dispersion"],
-        dispersion_values=alpha,
         seed=int(snakemake.wildcards.seed),
+        dispersion_values=alpha,
+        **snakemake.params.settings,
     )
-    model.train(max_epochs=settings["max_epochs"], lr=settings["lr"], device=snakemake.params.device)
+    model.train(device=snakemake.params.device)
     log.info("training: %s", model.training_info)
     model.save(snakemake.output.model)
     write_table(model.history, snakemake.output.history)

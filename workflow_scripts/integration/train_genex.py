@@ -11,14 +11,12 @@ from deepexpr.io import write_table
 from deepexpr.models.genex import GENEX
 from deepexpr.workflow import rule_log
 
-settings = snakemake.params.settings
 with rule_log(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)
     adata = ad.read_h5ad(snakemake.input.adata)
     GENEX.setup_anndata(adata, batch_key="batch", explain_keys=snakemake.params.explain_keys)
-    model = GENEX(adata, mode=snakemake.wildcards.mode, seed=int(snakemake.wildcards.seed))
+    model = GENEX(adata, mode=snakemake.wildcards.mode, seed=int(snakemake.wildcards.seed), **snakemake.params.settings)
     model.train(
-        max_epochs=settings["max_epochs"],
         device=snakemake.params.device,
         checkpoint_dir=snakemake.params.checkpoint_dir,
         checkpoint_every=snakemake.params.checkpoint_every,

@@ -57,18 +57,6 @@ class BaseModel:
         """The mode's defaults with ``settings`` applied; see :func:`resolve_settings`."""
         return resolve_settings(cls.NAME, cls.SWITCHES, cls.MODE_DEFAULTS, mode, settings, cls.EXTRA_SETTINGS)
 
-    @classmethod
-    def setting_names(cls) -> list[str]:
-        """Every key the constructor accepts as a setting (any mode's table, plus the extras)."""
-        names = dict.fromkeys(key for defaults in cls.MODE_DEFAULTS.values() for key in defaults)
-        return [*names, *cls.EXTRA_SETTINGS]
-
-    @classmethod
-    def settings_in(cls, block: Mapping) -> dict:
-        """The items of a config block that are settings of this model (the rest is left out)."""
-        names = set(cls.setting_names())
-        return {key: value for key, value in block.items() if key in names}
-
     # ------------------------------------------------------- registration
     # Registrations of .h5ad paths (streamed data has no uns to write to), per model class.
     _PATH_SETUPS: ClassVar[dict[str, dict]]
