@@ -11,7 +11,7 @@ normalize_total + log1p, 2,000 seurat_v3 HVGs with the batch key).
 
 Both models train for the same number of epochs = passes over all cells (GENEX corrected mode: one
 balanced pass per epoch, METHODS G4; scVI: one pass per epoch), with the same torch threads and
-device. scVI trains twice: with the baseline's mini-batch (1,200, METHODS 6.8, the GENEX paper's
+device. scVI trains twice: with the baseline's mini-batch (1,200, docs/models/baselines.md, the GENEX paper's
 setting) and with GENEX's own (128, also scvi-tools' default), since larger mini-batches alone
 raise cells per second. Throughput = cells seen per second of training wall time = epochs x n_cells
 / seconds (model construction, data loading and inference are not timed). Prints every run and

@@ -244,7 +244,7 @@ def test_gse60450_filter_and_size_factors(shared_data, repo_root):
         match_samples(counts, sheet, counts_path, sheet_path), sheet, ["cell_type", "status"], symbols, lengths
     )
     assert counts.shape == (27179, 12)
-    assert adata.n_vars == 18418  # METHODS §2.2: row sum >= 10
+    assert adata.n_vars == 18418  # docs/models/nbvae.md: row sum >= 10
     size_factors = adata.obs["size_factor"]
     assert size_factors.idxmin() == "LE" and size_factors.idxmax() == "LB"
     assert round(size_factors.min(), 3) == 0.570 and round(size_factors.max(), 3) == 1.362

@@ -197,7 +197,7 @@ def test_top_k_helpers():
 
 # --- real data ---------------------------------------------------------------------------------------------------
 
-# R DESeq2 on GSE60450 (METHODS §2.3, shipped result files): Cook's-outlier NA genes and padj < 0.05 count.
+# R DESeq2 on GSE60450 (docs/models/nbvae.md, shipped result files): Cook's-outlier NA genes and padj < 0.05 count.
 R_NA_GENES = {"215866", "18948", "19259", "382231", "212753"}
 R_N_PADJ05 = 10651
 

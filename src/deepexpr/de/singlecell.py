@@ -1,4 +1,4 @@
-"""Single-cell differential expression on integration outputs (GENEX DE, METHODS §1.4, §6.3).
+"""Single-cell differential expression on integration outputs (GENEX DE; docs/models/genex.md, docs/evaluation.md).
 
 Two views: Wilcoxon rank-sum tests of each cell type against the rest on a run's corrected
 values (how the GENEX notebooks call DE genes), and pseudobulk pyDESeq2 per cell type with donors

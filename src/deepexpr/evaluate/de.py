@@ -1,6 +1,6 @@
 """Side-by-side evaluation of generative DE against pyDESeq2 (and the truth when simulated).
 
-Builds the per-gene comparison table and the summary numbers of METHODS.md §6.4 from the two
+Builds the per-gene comparison table and the summary numbers of docs/evaluation.md from the two
 DE tables the workflow wrote; figures and the README quote only these files.
 """
 

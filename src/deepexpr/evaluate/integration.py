@@ -1,4 +1,4 @@
-"""Integration runs evaluated: the scIB table, UMAP coordinates and value histograms (METHODS §6.2).
+"""Integration runs evaluated: the scIB table, UMAP coordinates and value histograms (docs/evaluation.md).
 
 The scIB numbers come from scib-metrics' ``Benchmarker`` with three choices of ours: exact kNN
 (sklearn, instead of pynndescent whose numba compilation alone costs about a minute on a small CPU
@@ -114,7 +114,7 @@ def scib_table(
     )
     bench.prepare(neighbor_computer=exact_neighbors)
     # kBET re-searches neighbours on a diffusion map of each label's subgraph with pynndescent;
-    # exact search there too (METHODS §6.1) and no numba compilation (~45 s per process).
+    # exact search there too (docs/evaluation.md) and no numba compilation (~45 s per process).
     # The Benchmarker also runs a full gc.collect() before every metric: ~0.25 s each with
     # jax/torch loaded, a third of the time on small data; it frees nothing we need freed.
     with (

@@ -1,4 +1,4 @@
-"""How close a run's corrected values are to the simulated batch-free truth (METHODS §6.3, flaw G10).
+"""How close a run's corrected values are to the simulated batch-free truth (docs/evaluation.md, flaw G10).
 
 Truth counts are log-normalised exactly as the data (normalize_total to 1e4 over all genes, log1p)
 and then restricted to the run's cells and genes, so both sides live on the same scale. Reported

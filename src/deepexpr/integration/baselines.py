@@ -1,4 +1,4 @@
-"""Batch-correction baselines run side by side with GENEX (METHODS §6.8), in one output format.
+"""Batch-correction baselines run side by side with GENEX (docs/models/baselines.md), in one output format.
 
 Every method takes the prepared AnnData of the data contract (``layers["counts"]`` integer counts of
 the HVGs, ``X`` log-normalised csr, obs ``batch``/``cell_type``) and returns the integration AnnData

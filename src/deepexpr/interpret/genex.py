@@ -1,4 +1,4 @@
-"""Which genes make GENEX's critic recognise a covariate: Integrated Gradients (METHODS.md G7/G8).
+"""Which genes make GENEX's critic recognise a covariate: Integrated Gradients (docs/models/genex.md, G7/G8).
 
 The critic of a trained :class:`~deepexpr.models.genex.GENEX` has one classifier head per
 covariate: the batch (conditioning) head and the explanation-only heads (``explain_keys``).

@@ -1,4 +1,4 @@
-"""Metrics for comparing differential-expression estimates (METHODS §6.4).
+"""Metrics for comparing differential-expression estimates (docs/evaluation.md).
 
 Pure functions on pandas Series indexed by gene id (or aligned arrays):
 agreement between two LFC estimators, recovery of true DE genes on simulated

@@ -1,4 +1,4 @@
-"""scIB batch-correction metrics: which scores, their aggregation, the exact kNN they run on (METHODS §6.2).
+"""scIB batch-correction metrics: which scores, their aggregation, the exact kNN they run on (docs/evaluation.md).
 
 The scIB numbers come from scib-metrics' ``Benchmarker`` with three choices of ours: exact kNN
 (sklearn, instead of pynndescent whose numba compilation alone costs about a minute on a small CPU

@@ -19,8 +19,8 @@ from matplotlib.colors import Normalize, to_rgb
 from matplotlib.patches import Rectangle
 
 from deepexpr.errors import InputError
+from deepexpr.registry import INTEGRATION_METHODS, MODE_COLOURS, parse_run
 from deepexpr.plots.style import (
-    NEUTRAL_COLOUR,
     PALETTE,
     add_note,
     fmt_count,
@@ -47,7 +47,7 @@ CAPTIONS = {
     "truth_metrics": "Agreement of each method's corrected values with the true batch-free log expression: median "
     "over genes of the per-gene Pearson r (over all genes, and over the genes the simulated batch effect touched: "
     "untouched genes already equal the truth before correction), mean squared error over all entries, and mean over genes of the 1-D "
-    "Wasserstein distance (METHODS.md 6.3). Higher Pearson, lower MSE and Wasserstein are better.",
+    "Wasserstein distance (docs/evaluation.md). Higher Pearson, lower MSE and Wasserstein are better.",
     "de_recovery": "Recovery of the simulated cell-type DE genes from each method's corrected values: Wilcoxon test "
     "of each cell type against the rest (Bonferroni, min_in_group_fraction 0.25, adjusted p < 0.05), a gene called "
     "if called in any cell type; precision, recall and F1 against the truth, and AUPRC of the ranking by the "
@@ -65,70 +65,45 @@ CAPTIONS = {
 # --------------------------------------------------------------------------------------------------------------------
 # Run names -> labels, order and colours (shared by every figure, so a method looks the same everywhere)
 
-BASELINE_LABELS = {
-    "unintegrated": "Unintegrated",
-    "combat": "ComBat",
-    "harmony": "Harmony",
-    "scanorama": "Scanorama",
-    "scvi": "scVI",
-}
 #: Rows that are not methods: the simulated batch-free truth (scib.tsv of simulated data).
 REFERENCE_LABELS = {"truth": "Batch-free truth (reference)"}
-_GENEX_RUN = re.compile(r"^genex_(?P<mode>.+)_seed(?P<seed>\d+)$")
-_BASELINE_COLOURS = {
-    "unintegrated": NEUTRAL_COLOUR,
-    "combat": PALETTE[1],
-    "harmony": PALETTE[2],
-    "scanorama": PALETTE[3],
-    "scvi": PALETTE[4],
-}
-_GENEX_COLOURS = {"corrected": PALETTE[0], "faithful": PALETTE[5]}
 _OTHER_COLOURS = [PALETTE[7], "#8C6D31", "#7F7F7F"]
-
-
-def _parse_run(run: str) -> tuple[str, str, int]:
-    """(kind, name or GENEX mode, seed) of a run name; kind is "baseline", "genex", "reference" or "other"."""
-    match = _GENEX_RUN.match(run)
-    if run in BASELINE_LABELS:
-        return "baseline", run, 0
-    if run in REFERENCE_LABELS:
-        return "reference", run, 0
-    if match:
-        return "genex", match["mode"], int(match["seed"])
-    return "other", run, 0
 
 
 def run_label(run: str) -> str:
     """Display label of a run name: ``genex_corrected_seed0`` -> ``GENEX (corrected, seed 0)``."""
-    kind, name, seed = _parse_run(str(run))
-    if kind in ("baseline", "reference"):
-        return {**BASELINE_LABELS, **REFERENCE_LABELS}[name]
-    return f"GENEX ({name}, seed {seed})" if kind == "genex" else name
+    run = str(run)
+    parsed = parse_run(run)
+    if parsed is None:
+        return REFERENCE_LABELS.get(run, run)
+    method, mode, seed = parsed
+    return f"{method.label} ({mode}, seed {seed})" if method.modes else method.label
 
 
 def _run_sort_key(run: str) -> tuple:
-    """Baselines in a fixed order (unintegrated first), GENEX by mode and seed, anything else, the truth."""
-    kind, name, seed = _parse_run(run)
-    if kind == "baseline":
-        return (0, list(BASELINE_LABELS).index(name), "", 0)
-    return ({"genex": 1, "other": 2, "reference": 3}[kind], 0, name, seed)
+    """Registry methods in the registry's order (by mode and seed within one), anything else, the truth."""
+    parsed = parse_run(run)
+    if parsed is not None:
+        method, mode, seed = parsed
+        return (0, list(INTEGRATION_METHODS).index(method.name), mode, seed)
+    return (2 if run in REFERENCE_LABELS else 1, 0, run, 0)
 
 
 def run_order(runs) -> list[str]:
-    """Runs in display order: unintegrated, the baselines, GENEX by mode and seed, others, the truth."""
+    """Runs in display order: unintegrated, the baselines, the deep models by mode and seed, others, the truth."""
     return sorted(dict.fromkeys(map(str, runs)), key=_run_sort_key)
 
 
 def run_colour(run: str) -> str:
-    """One colour per method (all seeds of a GENEX mode share it)."""
-    kind, name, _ = _parse_run(str(run))
-    if kind == "baseline":
-        return _BASELINE_COLOURS[name]
-    if kind == "genex":
-        return _GENEX_COLOURS.get(name, PALETTE[6])
-    if kind == "reference":
+    """One colour per method (all seeds of a mode share it; modes have their own colours)."""
+    run = str(run)
+    parsed = parse_run(run)
+    if parsed is not None:
+        method, mode, _ = parsed
+        return MODE_COLOURS.get(mode, method.colour) if method.modes else method.colour
+    if run in REFERENCE_LABELS:
         return "#000000"
-    return _OTHER_COLOURS[sum(map(ord, name)) % len(_OTHER_COLOURS)]
+    return _OTHER_COLOURS[sum(map(ord, run)) % len(_OTHER_COLOURS)]
 
 
 def natural_key(text) -> list:

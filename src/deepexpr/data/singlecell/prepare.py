@@ -1,6 +1,6 @@
 """From raw single-cell counts to the prepared AnnData: validation, QC, normalisation, HVGs, labels.
 
-Follows GENEX's preprocessing (METHODS.md 1.1): filter_cells(min_genes), filter_genes(min_cells),
+Follows GENEX's preprocessing (docs/models/genex.md): filter_cells(min_genes), filter_genes(min_cells),
 normalize_total + log1p on all genes, seurat_v3 highly variable genes on the counts with the batch
 key, subset to the HVGs. Data without cell types (the COVID subset) can be labelled by Leiden
 clusters scored against PBMC marker genes. Every data error is raised before anything is computed.

@@ -1,4 +1,4 @@
-"""GENEX: conditional WGAN batch correction with a residual generator (METHODS.md section 1).
+"""GENEX: conditional WGAN batch correction with a residual generator (docs/models/genex.md).
 
 The corrected profile of a cell x measured in batch c, mapped to target covariate t, is
 T(x, t) = relu(x + G(x, e(t))): the generator only learns a residual on log expression and the
@@ -6,7 +6,7 @@ ReLU keeps values non-negative. A critic scores realism (adversarial head) and p
 (classifier head); extra heads predict explanation-only covariates (e.g. severity, sex) from real
 cells and are what Integrated Gradients explains for those covariates (:mod:`deepexpr.interpret.genex`).
 
-``corrected`` mode (default) applies every fix of METHODS.md 1.7; ``faithful`` reproduces the
+``corrected`` mode (default) applies every fix of docs/models/genex.md; ``faithful`` reproduces the
 original notebooks' training. Each fix is a switch (:data:`~deepexpr.models.genex.settings.SWITCHES`);
 ``mode`` sets their defaults (:data:`~deepexpr.models.genex.settings.MODE_DEFAULTS`), any setting can
 be overridden by keyword. As in scvi-tools,

@@ -1,10 +1,10 @@
-"""GENEX's settings table: the switches of METHODS.md table 1.7 (plus ours) and the defaults per mode.
+"""GENEX's settings table: the switches of the fix table of docs/models/genex.md (plus ours) and the defaults per mode.
 
-``corrected`` (default) applies every fix of METHODS.md 1.7; ``faithful`` reproduces the original
+``corrected`` (default) applies every fix of docs/models/genex.md; ``faithful`` reproduces the original
 notebooks' training. Any setting can be overridden by keyword (:class:`deepexpr.models.genex.GENEX`).
 """
 
-#: Allowed values of each switch, one per row of METHODS.md table 1.7 (G7, the attribution
+#: Allowed values of each switch, one per row of the fix table of docs/models/genex.md (G7, the attribution
 #: settings, live in :mod:`deepexpr.interpret.genex`; G8 is ``setup_anndata(explain_keys=...)``).
 SWITCHES = {
     "condition_on_labels": (False, True),  # G1
@@ -33,7 +33,7 @@ SWITCHES = {
     "inference_target": ("batch_mean", "token"),
 }
 
-#: Switch and hyper-parameter defaults per mode. Corrected departs from METHODS 1.7 where the
+#: Switch and hyper-parameter defaults per mode. Corrected departs from docs/models/genex.md where the
 #: scIB total on real PBMC and simulated PBMC data said so, within a CPU budget of about a minute
 #: (smaller networks and mini-batches, the null token plus identity, cycle and anchor terms,
 #: output averaged over the batches); the measurements behind each value are in

@@ -1,6 +1,6 @@
 """NB-VAE: a negative-binomial VAE for bulk counts and generative differential expression.
 
-Re-implements Shikhar5531/Generative-Differential-Expression-RNAseq (METHODS.md §2) in two
+Re-implements Shikhar5531/Generative-Differential-Expression-RNAseq (docs/models/nbvae.md) in two
 modes. ``faithful`` reproduces the original, flaws included; ``corrected`` applies the fixes
 of the §2.5 table. Each table row is a constructor switch; ``mode`` only sets the defaults:
 

@@ -1,4 +1,4 @@
-"""NB-VAE's settings table: the switches of METHODS §2.5 and every setting's default per mode."""
+"""NB-VAE's settings table: the switches of docs/models/nbvae.md and every setting's default per mode."""
 
 SWITCHES = {
     "dispersion": ("global", "gene", "deseq2"),
@@ -8,7 +8,7 @@ SWITCHES = {
     "stopping": ("fixed", "convergence"),
 }
 
-#: Every setting per mode (METHODS §2.2 faithful, §2.5 corrected). Corrected stops at a 1e-2
+#: Every setting per mode (docs/models/nbvae.md). Corrected stops at a 1e-2
 #: relative tolerance with a 100-epoch KL warm-up and starts from the intercept-only model,
 #: because on GSE60450 the LFCs settle long before the loss plateaus; the measurements are in
 #: docs/decisions/nbvae.md.
