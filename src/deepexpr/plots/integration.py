@@ -19,7 +19,6 @@ from matplotlib.colors import Normalize, to_rgb
 from matplotlib.patches import Rectangle
 
 from deepexpr.errors import InputError
-from deepexpr.registry import INTEGRATION_METHODS, MODE_COLOURS, parse_run
 from deepexpr.plots.style import (
     PALETTE,
     add_note,
@@ -32,6 +31,7 @@ from deepexpr.plots.style import (
     set_title,
     styled,
 )
+from deepexpr.registry import INTEGRATION_METHODS, MODE_COLOURS, parse_run
 
 CAPTIONS = {
     "umap": "UMAP of each run's embedding (kNN k = 15 on the embedding scored by scIB, seeded), one panel per method, "
