@@ -19,8 +19,10 @@ from dataclasses import dataclass
 class IntegrationMethod:
     """One batch-correction method.
 
-    ``output``: ``"full"`` = a corrected log-expression matrix (scored on its PCA, usable for DE),
-    ``"embed"`` = an embedding only. ``rule``: ``"baseline"`` runs in the shared CPU rule
+    ``output``: ``"full"`` = the run writes corrected expression values (``layers["corrected"]``: scored
+    against the simulated truth, used for DE), ``"embed"`` = an embedding only. What scIB scores is the
+    run's ``obsm["X_emb"]`` either way (the PCA of the values, or the method's own latent, e.g. scVI's).
+    ``rule``: ``"baseline"`` runs in the shared CPU rule
     ``integrate_baseline``; any other value names the method's own rule (a GPU model).
     ``modes``: True when the method is run per mode and seed (its run names carry both).
     """
