@@ -25,14 +25,20 @@ DATASETS = config["datasets"]
 RESULTS = "results"
 REPORT_CAPTIONS = "../resources/report"
 
-# Study target functions by dataset kind: each study file registers its own with one entry,
-# e.g. TARGETS_BY_KIND["bulk"] = bulk_de_targets.
-TARGETS_BY_KIND = {}
+# Study target functions by dataset kind: each study file registers its own with one call, e.g.
+# register_targets("bulk", bulk_de_targets); a dataset gets the targets of every study of its kind
+# (a study returns [] for a dataset it does not run on).
+STUDY_TARGETS = {}
+
+
+def register_targets(kind, targets):
+    STUDY_TARGETS.setdefault(kind, []).append(targets)
 
 
 def dataset_targets(dataset):
-    """Every table and figure a user reads for one dataset (from its study's target function)."""
-    return TARGETS_BY_KIND[DATASETS[dataset]["kind"]](dataset)
+    """Every table and figure a user reads for one dataset (from its studies' target functions)."""
+    studies = STUDY_TARGETS[DATASETS[dataset]["kind"]]
+    return [path for targets in studies for path in targets(dataset)]
 
 
 def is_simulated(dataset):

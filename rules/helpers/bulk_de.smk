@@ -120,4 +120,4 @@ def bulk_de_targets(dataset):
     return targets
 
 
-TARGETS_BY_KIND["bulk"] = bulk_de_targets
+register_targets("bulk", bulk_de_targets)

@@ -100,4 +100,4 @@ def integration_targets(dataset):
     return targets
 
 
-TARGETS_BY_KIND["singlecell"] = integration_targets
+register_targets("singlecell", integration_targets)
