@@ -15,6 +15,33 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("DEEPEXPR_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread (several threads spin on a busy machine)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def parsed_workflow():
+    """The workflow as Snakemake parses it from the repository's Snakefile (rules, local rules)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import ConfigSettings, DeploymentSettings, ResourceSettings, StorageSettings
+
+    with SnakemakeApi() as api:
+        return api.workflow(
+            snakefile=REPO / "Snakefile",
+            workdir=REPO,
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(),
+            storage_settings=StorageSettings(),
+            deployment_settings=DeploymentSettings(),
+        )._workflow
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

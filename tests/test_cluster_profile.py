@@ -18,6 +18,8 @@ from types import SimpleNamespace
 import pytest
 import yaml
 
+from conftest import parsed_workflow
+
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).parent / "snakemake"
 PROFILE = REPO / "profiles" / "slurm"
@@ -45,20 +47,9 @@ def parse_value(value: str):
 
 def local_rules() -> set[str]:
     """Names of the rules Snakemake runs on the submitting machine (`localrule: True`)."""
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import ConfigSettings, DeploymentSettings, ResourceSettings, StorageSettings
-
-    with SnakemakeApi() as api:
-        workflow = api.workflow(
-            snakefile=REPO / "Snakefile",
-            workdir=REPO,
-            resource_settings=ResourceSettings(cores=1),
-            config_settings=ConfigSettings(),
-            storage_settings=StorageSettings(),
-            deployment_settings=DeploymentSettings(),
-        )._workflow
-        # workflow.is_local() is True for every rule in a local run; the declared set is what counts.
-        return {rule.name for rule in workflow.rules if rule.name in workflow._localrules or rule.norun}
+    workflow = parsed_workflow()
+    # workflow.is_local() is True for every rule in a local run; the declared set is what counts.
+    return {rule.name for rule in workflow.rules if rule.name in workflow._localrules or rule.norun}
 
 
 def dry_run_jobs(profile: Path, *extra: str) -> tuple[str, list[SimpleNamespace]]:

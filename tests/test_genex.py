@@ -22,13 +22,7 @@ from deepexpr.models.genex.settings import MODE_DEFAULTS, SWITCHES
 TINY = {"hidden": (32, 16), "latent_dim": 8, "embed_dim": 4, "batch_size": 64}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (several threads spin on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_adata(n_cells: int = 300, n_genes: int = 50, seed: int = 0) -> ad.AnnData:

@@ -8,13 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from snakemake.api import SnakemakeApi
-from snakemake.settings.types import (
-    ConfigSettings,
-    DeploymentSettings,
-    ResourceSettings,
-    StorageSettings,
-)
+
+from conftest import parsed_workflow
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -22,16 +17,7 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def rules():
-    with SnakemakeApi() as api:
-        workflow = api.workflow(
-            snakefile=REPO / "Snakefile",
-            workdir=REPO,
-            resource_settings=ResourceSettings(cores=1),
-            config_settings=ConfigSettings(),
-            storage_settings=StorageSettings(),
-            deployment_settings=DeploymentSettings(),
-        )
-        return {rule.name: rule for rule in workflow._workflow.rules}
+    return {rule.name: rule for rule in parsed_workflow().rules}
 
 
 def code_rules(rules):
