@@ -90,3 +90,30 @@ def test_knn_accuracy_separates_informative_from_random_embeddings():
     assert knn_accuracy(rng.standard_normal((120, 2)), labels) < 0.6
     with pytest.raises(InputError, match="labels"):
         knn_accuracy(good[:44], labels[:44])
+
+
+def test_attribution_loadings_of_a_linear_decoder_recover_its_weights():
+    from deepexpr.genes.loadings import attribution_loadings, loading_agreement
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    decoder = torch.nn.Linear(3, 12)
+    z = torch.randn(50, 3)
+    weights = pd.DataFrame(decoder.weight.detach().numpy(), index=[f"g{i}" for i in range(12)], columns=["z1", "z2", "z3"])
+    for method in ("integrated_gradients", "saliency"):
+        loadings, gap = attribution_loadings(decoder, z, weights.index, method=method)
+        # a linear decoder's attribution to z_d is w_gd (z_d - baseline): its first PC is w_.d up to sign
+        assert (loading_agreement(weights, loadings) > 0.99).all()
+        assert np.isnan(gap) if method == "saliency" else gap < 1e-3
+    with pytest.raises(InputError, match="attribution.n_steps"):
+        attribution_loadings(decoder, z, weights.index, n_steps=8)
+
+
+def test_ldvae_loadings_have_one_row_per_gene():
+    from deepexpr.data.singlecell.simulate import simulate_singlecell
+    from deepexpr.genes.loadings import ldvae_loadings
+
+    raw, _ = simulate_singlecell({"n_genes": 40, "batch_cells": [60]}, 0)
+    loadings, latent = ldvae_loadings(raw, n_latent=3, max_epochs=2, batch_size=30)
+    assert loadings.shape == (40, 3) and list(loadings.index) == list(raw.var_names) and latent.shape == (60, 3)
+    assert "_scvi_uuid" not in raw.uns

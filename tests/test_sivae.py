@@ -161,3 +161,16 @@ def test_planted_module_neighbourhoods(capsys):
         print("\n" + table.to_string(index=False))
     chance = 24 / 199
     assert (table["precision"] > 3 * chance).all()
+
+
+def test_plain_vae_baseline_and_attribution_agreement(trained):
+    from deepexpr.genes import attribution_loadings, loading_agreement
+
+    raw, model = trained
+    plain = SIVAE(raw, seed=1, **{**TINY, "feature_epochs": 0, "joint_epochs": 0})
+    history = plain.train(device="cpu")
+    assert set(history["stage"]) == {"cell"}
+    loadings, gap = attribution_loadings(model.plain_decoder(), model.cell_means(), raw.var_names)
+    assert loadings.shape == (60, 4) and gap < 0.05  # IG's completeness holds on siVAE's own decoder
+    agreement = loading_agreement(model.get_gene_embedding().set_axis(loadings.columns, axis=1), loadings)
+    assert ((agreement >= 0) & (agreement <= 1)).all()

@@ -366,6 +366,18 @@ class SIVAE(BaseModel):
         _, v = self._embeddings()
         return pd.DataFrame(v.cpu().numpy(), index=self.genes.copy(), columns=[f"v{k + 1}" for k in range(v.shape[1])])
 
+    def plain_decoder(self) -> nn.Module:
+        """The cell VAE's own decoder z -> y W^T + b (stage 1): a plain VAE decoder of the same size.
+
+        Trained alone (``feature_epochs=0, joint_epochs=0``) the model is the plain VAE baseline;
+        its decoder is what post-hoc attribution (:func:`deepexpr.genes.loadings.attribution_loadings`) explains.
+        """
+        return _PlainDecoder(self.module).to(self.device).eval()
+
+    def cell_means(self) -> torch.Tensor:
+        """Posterior means of z as a tensor (the attribution inputs)."""
+        return self._embeddings()[0]
+
     @torch.no_grad()
     def reconstruct(self) -> np.ndarray:
         """Cells x genes reconstruction from the posterior means, on the target's scale (scaled
@@ -419,6 +431,15 @@ class SIVAE(BaseModel):
         adata.uns["sivae_neighbours"] = embedding_neighbours(genes_embedding, k).to_numpy().astype(str)
         adata.uns["sivae"] = {"settings": {k_: (list(v) if isinstance(v, tuple) else v) for k_, v in self.config.items()}, "training": dict(self.training_info)}
         return adata
+
+
+class _PlainDecoder(nn.Module):
+    def __init__(self, module: SIVAEModule):
+        super().__init__()
+        self.module = module
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.module.cell_decoder(z) @ self.module.output_weight.T + self.module.bias
 
 
 def _validate(config: dict) -> None:
