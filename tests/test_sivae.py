@@ -142,35 +142,35 @@ def test_negative_binomial_likelihood_trains():
 
 
 def test_planted_module_neighbourhoods(capsys):
-    """500 cells x 200 genes, 4 modules of 25 genes: precision@20 of siVAE, siVAE-0 and the
-    correlation network. Reports the numbers; asserts only that each beats chance by far
-    (the gamma > 0 vs gamma = 0 comparison is for the full-size study, not a unit test)."""
+    """500 cells x 200 genes, 4 modules of 25 genes: precision@20 and hub AUROC of siVAE, siVAE-0
+    and the correlation network, and 5-fold kNN accuracy of the cell embeddings (siVAE, siVAE-0,
+    a plain VAE of the same size, PCA). Reports the numbers; asserts only that every method beats
+    chance by far (gamma > 0 vs gamma = 0 is for the full-size study, not a unit test)."""
+    from sklearn.decomposition import PCA
+
+    from deepexpr.evaluate.cell_embedding import knn_accuracy
+
     raw, truth = _data(500, 200, seed=0, modules={"n_modules": 4, "module_size": 25, "hubs_per_module": 2})
     settings = {**TINY, "hidden": (64, 32), "latent_dim": 8, "feature_dim": 100, "cell_epochs": 30,
                 "feature_epochs": 30, "joint_epochs": 30, "batch_size": 64, "gene_batch_size": 100, "warmup_steps": 100}
-    methods = {}
+    labels = raw.obs["cell_type"]
+    methods, knn = {}, {}
     for name, gamma in (("siVAE", 0.05), ("siVAE-0", 0.0)):
         model = SIVAE(raw, seed=0, gamma=gamma, **settings)
         model.train(device="cpu")
         out = model.annotate(raw.copy(), k=20)
         methods[name] = (embedding_neighbours(model.get_gene_embedding(), 20), out.var["sivae_hub_reconstruction"])
+        knn[name] = knn_accuracy(out.obsm["X_sivae"], labels)
     network = correlation_network(model.scaled[model.train_idx], raw.var_names)
     methods["correlation"] = (network_neighbours(network, 20), weighted_degree(network))
+    plain = SIVAE(raw, seed=0, **{**settings, "feature_epochs": 0, "joint_epochs": 0, "cell_epochs": 60})
+    plain.train(device="cpu")
+    knn["plain VAE"] = knn_accuracy(plain.get_cell_embedding(), labels)
+    knn["PCA"] = knn_accuracy(PCA(8, random_state=0).fit_transform(model.scaled), labels)
     table = score_table(methods, truth.var, k=20)
     with capsys.disabled():
         print("\n" + table.to_string(index=False))
+        print("kNN accuracy:", {k: round(v, 3) for k, v in knn.items()})
     chance = 24 / 199
     assert (table["precision"] > 3 * chance).all()
-
-
-def test_plain_vae_baseline_and_attribution_agreement(trained):
-    from deepexpr.genes import attribution_loadings, loading_agreement
-
-    raw, model = trained
-    plain = SIVAE(raw, seed=1, **{**TINY, "feature_epochs": 0, "joint_epochs": 0})
-    history = plain.train(device="cpu")
-    assert set(history["stage"]) == {"cell"}
-    loadings, gap = attribution_loadings(model.plain_decoder(), model.cell_means(), raw.var_names)
-    assert loadings.shape == (60, 4) and gap < 0.05  # IG's completeness holds on siVAE's own decoder
-    agreement = loading_agreement(model.get_gene_embedding().set_axis(loadings.columns, axis=1), loadings)
-    assert ((agreement >= 0) & (agreement <= 1)).all()
+    assert all(value > 0.6 for value in knn.values())

@@ -189,11 +189,11 @@ class SIVAE(BaseModel):
 
     # --------------------------------------------------------------- training
     def _nll(self, data, cells, genes, prediction: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        """-log p of the (cells x genes) block given the prediction (Gaussian mean or NB log rate)."""
+        """-log p of the (cells x genes) block given the prediction (Gaussian mean or NB log rate);
+        ``y`` (the cell decoder's output) gives the Gaussian's per-cell sd."""
         target = data["target"][cells][:, genes]
         if self.config["likelihood"] == "gaussian":
-            log_sd = self.module.cell_log_sd(y) if y is not None else torch.zeros(1, device=target.device)
-            return gaussian_nll(target, prediction, log_sd)
+            return gaussian_nll(target, prediction, self.module.cell_log_sd(y))
         return nb_nll(target, prediction + data["log_library"][cells], self.module.log_theta[genes])
 
     def _cell_step(self, data, cells, beta: float):
@@ -321,7 +321,7 @@ class SIVAE(BaseModel):
             totals /= len(batches)
             if not math.isfinite(totals[0]):
                 raise FloatingPointError(f"siVAE loss became {totals[0]} in the {stage} stage, epoch {stage_epoch}")
-            rows.append((stage, stage_epoch, *totals[:3], totals[3], beta if stage != "feature" else 1.0))
+            rows.append((stage, stage_epoch, *totals.tolist(), beta if stage != "feature" else 1.0))
             progress.update(position + 1, loss=totals[0])
             stage_end = position + 1 == len(schedule) or schedule[position + 1] != stage
             if checkpoint is not None and (stage_end or (position + 1) % checkpoint_every == 0):
