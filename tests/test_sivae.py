@@ -174,3 +174,30 @@ def test_planted_module_neighbourhoods(capsys):
     chance = 24 / 199
     assert (table["precision"] > 3 * chance).all()
     assert all(value > 0.6 for value in knn.values())
+
+
+def test_faithful_mode_trains_with_all_genes_per_step():
+    raw, _ = _data()
+    model = SIVAE(raw, mode="faithful", **{k: v for k, v in TINY.items() if k != "gene_batch_size"})
+    history = model.train(device="cpu")
+    assert model.config["gamma"] == 0.0 and (history["interpretability"] == 0).all()
+    assert model.config["gene_batch_size"] == 0 and np.isfinite(history["loss"]).all()
+
+
+@pytest.mark.parametrize(("encoder_type", "deterministic"), [("follow_vae", True), ("always_gaussian", False)])
+def test_autoencoder_mode_encoder(encoder_type, deterministic):
+    """S6: without KL, corrected uses the encoder mean; faithful still samples."""
+    raw, _ = _data()
+    model = SIVAE(raw, **{**TINY, "vae": False, "encoder_type": encoder_type})
+    assert model._stochastic is not deterministic
+    history = model.train(device="cpu")
+    assert (history["kl"] == 0).all()
+
+
+def test_checkpoint_of_other_settings_starts_over(tmp_path, caplog):
+    raw, _ = _data()
+    SIVAE(raw, seed=3, **TINY).train(device="cpu", checkpoint_dir=tmp_path)
+    changed = SIVAE(raw, seed=3, **{**TINY, "gamma": 0.1})
+    with caplog.at_level("WARNING"):
+        history = changed.train(device="cpu", checkpoint_dir=tmp_path)
+    assert "the settings changed" in caplog.text and len(history) == 9
