@@ -59,7 +59,10 @@ def test_networks_recover_planted_modules_and_hubs(planted):
         assert neighbourhood_precision(network_neighbours(network, 9), var["module"]).mean() > 0.8
     assert hub_auroc(weighted_degree(corr), var["hub_gene"]) > 0.9
     table = score_table(
-        {"correlation": (network_neighbours(corr, 9), weighted_degree(corr)), "mi": (network_neighbours(mi, 9), weighted_degree(mi))},
+        {
+            "correlation": (network_neighbours(corr, 9), weighted_degree(corr)),
+            "mi": (network_neighbours(mi, 9), weighted_degree(mi)),
+        },
         var,
         k=9,
     )
@@ -99,7 +102,9 @@ def test_attribution_loadings_of_a_linear_decoder_recover_its_weights():
     torch.manual_seed(0)
     decoder = torch.nn.Linear(3, 12)
     z = torch.randn(50, 3)
-    weights = pd.DataFrame(decoder.weight.detach().numpy(), index=[f"g{i}" for i in range(12)], columns=["z1", "z2", "z3"])
+    weights = pd.DataFrame(
+        decoder.weight.detach().numpy(), index=[f"g{i}" for i in range(12)], columns=["z1", "z2", "z3"]
+    )
     for method in ("integrated_gradients", "saliency"):
         loadings, gap = attribution_loadings(decoder, z, weights.index, method=method)
         # a linear decoder's attribution to z_d is w_gd (z_d - baseline): its first PC is w_.d up to sign

@@ -28,7 +28,11 @@ def _digest(raw, truth) -> str:
 @pytest.mark.parametrize(
     ("params", "seed", "expected"),
     [
-        ({"n_genes": 120, "batch_cells": [40, 60]}, 3, "d88aa127e45081f5e92d1a16ea8173360d8f1f6aea17407bad16c78b4618e076"),
+        (
+            {"n_genes": 120, "batch_cells": [40, 60]},
+            3,
+            "d88aa127e45081f5e92d1a16ea8173360d8f1f6aea17407bad16c78b4618e076",
+        ),
         (
             {"design": "donors", "n_genes": 100, "cells_per_donor": 20, "dropout": True},
             5,
@@ -62,7 +66,11 @@ def test_planted_modules_have_truth_and_correlated_members():
 
 @pytest.mark.parametrize(
     ("modules", "key"),
-    [({"n_modulez": 1}, "n_modulez"), ({"n_modules": 2, "hubs_per_module": 20}, "hubs_per_module"), ({"n_modules": 50}, "n_modules")],
+    [
+        ({"n_modulez": 1}, "n_modulez"),
+        ({"n_modules": 2, "hubs_per_module": 20}, "hubs_per_module"),
+        ({"n_modules": 50}, "n_modules"),
+    ],
 )
 def test_bad_module_parameters_name_the_key(modules, key):
     with pytest.raises(InputError, match=f"simulate.modules.{key}"):

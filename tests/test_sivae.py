@@ -16,14 +16,27 @@ from deepexpr.models.sivae import SIVAE
 torch.set_num_threads(1)
 
 TINY = dict(
-    hidden=(32, 16), latent_dim=4, feature_dim=40, cell_epochs=3, feature_epochs=3, joint_epochs=3,
-    batch_size=32, gene_batch_size=30, warmup_steps=10,
+    hidden=(32, 16),
+    latent_dim=4,
+    feature_dim=40,
+    cell_epochs=3,
+    feature_epochs=3,
+    joint_epochs=3,
+    batch_size=32,
+    gene_batch_size=30,
+    warmup_steps=10,
 )
 
 
 def _data(n_cells=120, n_genes=60, seed=0, modules=None):
     raw, truth = simulate_singlecell(
-        {"n_genes": n_genes, "batch_cells": [n_cells], "batch_gene_prob": 0.0, "cell_types": ["a", "b"], "cell_type_prob": [0.5, 0.5]},
+        {
+            "n_genes": n_genes,
+            "batch_cells": [n_cells],
+            "batch_gene_prob": 0.0,
+            "cell_types": ["a", "b"],
+            "cell_type_prob": [0.5, 0.5],
+        },
         seed,
         modules=modules,
     )
@@ -80,7 +93,9 @@ def test_training_outputs_and_annotate(trained):
     raw, model = trained
     history = model.history
     assert list(history["stage"]) == ["cell"] * 3 + ["feature"] * 3 + ["joint"] * 3
-    assert np.isfinite(history["loss"]).all() and (history.loc[history["stage"] == "joint", "interpretability"] > 0).all()
+    assert (
+        np.isfinite(history["loss"]).all() and (history.loc[history["stage"] == "joint", "interpretability"] > 0).all()
+    )
     assert model.get_cell_embedding().shape == (120, 4) and model.get_gene_embedding().shape == (60, 4)
     out = model.annotate(raw.copy(), k=5)
     assert out.obsm["X_sivae"].shape == (120, 4) and out.varm["sivae_loadings"].shape == (60, 4)
@@ -151,8 +166,18 @@ def test_planted_module_neighbourhoods(capsys):
     from deepexpr.evaluate.cell_embedding import knn_accuracy
 
     raw, truth = _data(500, 200, seed=0, modules={"n_modules": 4, "module_size": 25, "hubs_per_module": 2})
-    settings = {**TINY, "hidden": (64, 32), "latent_dim": 8, "feature_dim": 100, "cell_epochs": 30,
-                "feature_epochs": 30, "joint_epochs": 30, "batch_size": 64, "gene_batch_size": 100, "warmup_steps": 100}
+    settings = {
+        **TINY,
+        "hidden": (64, 32),
+        "latent_dim": 8,
+        "feature_dim": 100,
+        "cell_epochs": 30,
+        "feature_epochs": 30,
+        "joint_epochs": 30,
+        "batch_size": 64,
+        "gene_batch_size": 100,
+        "warmup_steps": 100,
+    }
     labels = raw.obs["cell_type"]
     methods, knn = {}, {}
     for name, gamma in (("siVAE", 0.05), ("siVAE-0", 0.0)):

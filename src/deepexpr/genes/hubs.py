@@ -31,7 +31,9 @@ def reconstruction_hub_score(observed: np.ndarray, reconstructed: np.ndarray, ge
 
 def norm_hub_score(embedding: pd.DataFrame) -> pd.Series:
     """The original's alternative centrality, -||v_g||: genes nearer the embedding's origin score higher."""
-    return pd.Series(-np.linalg.norm(np.asarray(embedding, dtype=np.float64), axis=1), index=embedding.index, name="hub_norm")
+    return pd.Series(
+        -np.linalg.norm(np.asarray(embedding, dtype=np.float64), axis=1), index=embedding.index, name="hub_norm"
+    )
 
 
 def hub_auroc(scores: pd.Series, hubs: pd.Series) -> float:

@@ -26,7 +26,12 @@ BASELINES = ("min", "zeros")
 
 
 def ldvae_loadings(
-    adata: ad.AnnData, n_latent: int = 10, layer: str | None = "counts", max_epochs: int = 100, seed: int = 0, **train_kwargs
+    adata: ad.AnnData,
+    n_latent: int = 10,
+    layer: str | None = "counts",
+    max_epochs: int = 100,
+    seed: int = 0,
+    **train_kwargs,
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """Train LinearSCVI on the raw counts; return (genes x dims loadings, cells x dims latent means)."""
     import scvi
@@ -89,6 +94,8 @@ def loading_agreement(a: pd.DataFrame, b: pd.DataFrame) -> pd.Series:
     """|Spearman| between column d of ``a`` and column d of ``b`` over their shared genes, per d."""
     genes = a.index.intersection(b.index)
     if a.shape[1] != b.shape[1] or len(genes) < 3:
-        raise InputError("loadings", f"need the same number of dimensions ({a.shape[1]} vs {b.shape[1]}) and >= 3 shared genes")
+        raise InputError(
+            "loadings", f"need the same number of dimensions ({a.shape[1]} vs {b.shape[1]}) and >= 3 shared genes"
+        )
     values = [abs(spearmanr(a.loc[genes].iloc[:, d], b.loc[genes].iloc[:, d]).statistic) for d in range(a.shape[1])]
     return pd.Series(values, index=a.columns, name="abs_spearman")

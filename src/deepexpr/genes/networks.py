@@ -41,7 +41,9 @@ def mutual_information_network(x: np.ndarray, genes, n_bins: int = 8, use_clr: b
     n_cells, n_genes = x.shape
     if n_cells < 2 * n_bins:
         raise InputError("n_bins", f"{n_cells} cells are too few for {n_bins} bins per gene")
-    binner = KBinsDiscretizer(n_bins=n_bins, encode="onehot-dense", strategy="quantile", quantile_method="averaged_inverted_cdf")
+    binner = KBinsDiscretizer(
+        n_bins=n_bins, encode="onehot-dense", strategy="quantile", quantile_method="averaged_inverted_cdf"
+    )
     with warnings.catch_warnings():
         # genes with many ties (zeros) get fewer bins; that is the right estimate, not a problem
         warnings.simplefilter("ignore", UserWarning)

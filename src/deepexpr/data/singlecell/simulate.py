@@ -208,7 +208,9 @@ def resolve_modules(modules: Mapping | None) -> dict:
     modules = dict(modules or {})
     unknown = sorted(set(modules) - set(MODULE_DEFAULTS))
     if unknown:
-        raise InputError(f"simulate.modules.{unknown[0]}", f"unknown module parameter(s) {unknown}; known: {sorted(MODULE_DEFAULTS)}")
+        raise InputError(
+            f"simulate.modules.{unknown[0]}", f"unknown module parameter(s) {unknown}; known: {sorted(MODULE_DEFAULTS)}"
+        )
     m = {**MODULE_DEFAULTS, **modules}
     for key in ("n_modules", "module_size", "hubs_per_module"):
         if int(m[key]) < 0 or int(m[key]) != m[key]:
@@ -225,7 +227,9 @@ def resolve_modules(modules: Mapping | None) -> dict:
     return m
 
 
-def _plant_modules(m: dict, gene_mean: np.ndarray, n_cells: int, seed: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+def _plant_modules(
+    m: dict, gene_mean: np.ndarray, n_cells: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     """Module signal per cell (cells x modules), log-fold loading per gene (modules x genes) and the truth table.
 
     Members are drawn among genes with above-median base mean so the planted effect is not
@@ -316,7 +320,14 @@ def simulate_singlecell(
     lib_size = rng.lognormal(float(p["lib_loc"]), float(p["lib_scale"]), size=len(obs))
     planted = _plant_modules(m, gene_mean, len(obs), seed) if m["n_modules"] else None
     observed, truth, true_means = _simulate_counts(
-        p, rng, gene_mean, bcv_chisq, biology, codes["batch"], batch_factors, lib_size,
+        p,
+        rng,
+        gene_mean,
+        bcv_chisq,
+        biology,
+        codes["batch"],
+        batch_factors,
+        lib_size,
         None if planted is None else planted[:2],
     )
 

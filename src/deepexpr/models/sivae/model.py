@@ -84,7 +84,11 @@ class SIVAE(BaseModel):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.module = SIVAEModule(
-                len(self.genes), self.feature_input.shape[1], self.config["hidden"], self.config["latent_dim"], self.config["likelihood"]
+                len(self.genes),
+                self.feature_input.shape[1],
+                self.config["hidden"],
+                self.config["latent_dim"],
+                self.config["likelihood"],
             )
         # Saved with the weights, so a loaded model embeds genes from the very same input.
         self.module.register_buffer("feature_input", torch.as_tensor(self.feature_input))
@@ -102,7 +106,9 @@ class SIVAE(BaseModel):
         setup = {"layer": layer or "", "label_key": label_key or ""}
         _registered_counts(adata, setup)
         if label_key and label_key not in adata.obs:
-            raise InputError("AnnData", f"obs has no column {label_key!r} (columns: {', '.join(adata.obs.columns) or 'none'})")
+            raise InputError(
+                "AnnData", f"obs has no column {label_key!r} (columns: {', '.join(adata.obs.columns) or 'none'})"
+            )
         SIVAE._store_registration(adata, setup)
 
     @classmethod
@@ -141,7 +147,9 @@ class SIVAE(BaseModel):
             labels = self.adata.obs[self.setup["label_key"]].astype(str).to_numpy()
             if pd.Series(labels).value_counts().min() < 2:
                 labels = None  # a singleton class cannot be stratified; fall back to a plain split
-        train, _ = train_test_split(np.arange(n), train_size=fraction, random_state=self.config["seed"], stratify=labels)
+        train, _ = train_test_split(
+            np.arange(n), train_size=fraction, random_state=self.config["seed"], stratify=labels
+        )
         return np.sort(train)
 
     def _feature_source_cells(self) -> np.ndarray:
@@ -275,7 +283,9 @@ class SIVAE(BaseModel):
         ]
         optimizer = torch.optim.Adam(groups, lr=float(self.config["lr"]))
         schedule = self._schedule()
-        progress = ProgressReporter(len(schedule), f"siVAE[{self.config['mode']}, seed {self.config['seed']}]", log_every, bar=progress_bar)
+        progress = ProgressReporter(
+            len(schedule), f"siVAE[{self.config['mode']}, seed {self.config['seed']}]", log_every, bar=progress_bar
+        )
         rows, seconds, steps = [], 0.0, {"global": 0, "cell": 0}
         checkpoint = self._checkpoint_path(checkpoint_dir)
         fingerprint = self.data_fingerprint() if checkpoint is not None else ""
@@ -308,7 +318,11 @@ class SIVAE(BaseModel):
                 elif stage == "feature":
                     terms = self._feature_step(data, block)
                 else:
-                    genes = torch.randperm(n_genes, device=self.device)[:gene_batch] if gene_batch < n_genes else torch.arange(n_genes, device=self.device)
+                    genes = (
+                        torch.randperm(n_genes, device=self.device)[:gene_batch]
+                        if gene_batch < n_genes
+                        else torch.arange(n_genes, device=self.device)
+                    )
                     terms = self._joint_step(data, block, genes, beta)
                 optimizer.zero_grad(set_to_none=True)
                 terms[0].backward()
@@ -359,7 +373,9 @@ class SIVAE(BaseModel):
     def get_cell_embedding(self) -> pd.DataFrame:
         """Posterior means of z, cells x (z1..zK)."""
         z, _ = self._embeddings()
-        return pd.DataFrame(z.cpu().numpy(), index=self.adata.obs_names.copy(), columns=[f"z{k + 1}" for k in range(z.shape[1])])
+        return pd.DataFrame(
+            z.cpu().numpy(), index=self.adata.obs_names.copy(), columns=[f"z{k + 1}" for k in range(z.shape[1])]
+        )
 
     def get_gene_embedding(self) -> pd.DataFrame:
         """Posterior means of v, genes x (v1..vK): siVAE's gene loadings."""
@@ -418,18 +434,25 @@ class SIVAE(BaseModel):
         """
         adata = self.adata if adata is None else adata
         if list(adata.var_names) != list(self.genes) or list(adata.obs_names) != list(self.adata.obs_names):
-            raise InputError("AnnData", "annotate() needs the cells and genes the model was built on, in the same order")
+            raise InputError(
+                "AnnData", "annotate() needs the cells and genes the model was built on, in the same order"
+            )
         genes_embedding = self.get_gene_embedding()
         adata.obsm["X_sivae"] = self.get_cell_embedding().to_numpy()
         split = np.full(adata.n_obs, "test", dtype=object)
         split[self.train_idx] = "train"
         adata.obs["sivae_split"] = pd.Categorical(split)
         adata.varm["sivae_loadings"] = genes_embedding.to_numpy()
-        adata.var["sivae_hub_reconstruction"] = reconstruction_hub_score(self.target_values, self.reconstruct(), self.genes).to_numpy()
+        adata.var["sivae_hub_reconstruction"] = reconstruction_hub_score(
+            self.target_values, self.reconstruct(), self.genes
+        ).to_numpy()
         adata.var["sivae_hub_norm"] = norm_hub_score(genes_embedding).to_numpy()
         adata.var["sivae_feature_awareness"] = self.feature_awareness()["output"].to_numpy()
         adata.uns["sivae_neighbours"] = embedding_neighbours(genes_embedding, k).to_numpy().astype(str)
-        adata.uns["sivae"] = {"settings": {k_: (list(v) if isinstance(v, tuple) else v) for k_, v in self.config.items()}, "training": dict(self.training_info)}
+        adata.uns["sivae"] = {
+            "settings": {k_: (list(v) if isinstance(v, tuple) else v) for k_, v in self.config.items()},
+            "training": dict(self.training_info),
+        }
         return adata
 
 
