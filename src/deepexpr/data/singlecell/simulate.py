@@ -16,6 +16,13 @@ truth counts by Poisson superposition (factor > 1: add Poisson(mean * (factor - 
 or binomial thinning (factor < 1), which gives exactly Poisson(mean * factor); genes
 no batch touches have identical observed and truth counts, so truth metrics measure
 batch removal and not resampling noise.
+
+Optional planted gene modules (``modules=``, off by default) give gene-level truth for gene
+neighbourhoods and hub genes: each module has one signal per cell; its few hub genes follow
+that signal at full strength and its other members at a weaker, gene-specific coupling, so a
+hub is the gene most tied to every other member. Module draws use their own random stream,
+so every other quantity is the same with or without modules, and without modules the output
+is byte-identical to a simulator that never had them.
 """
 
 from __future__ import annotations
@@ -73,6 +80,17 @@ DEFAULTS: dict = {
     "sex_de_prob": 0.01,
     "sex_fac_loc": 1.5,
     "sex_fac_scale": 0.5,
+}
+
+#: Planted gene modules (``simulate_singlecell(..., modules=...)``); n_modules 0 = none.
+MODULE_DEFAULTS: dict = {
+    "n_modules": 0,
+    "module_size": 20,
+    "hubs_per_module": 2,
+    # sd of the module signal's log-fold effect on a hub gene
+    "module_sd": 0.8,
+    # members follow the signal at a coupling drawn uniformly from [member_coupling, 1]
+    "member_coupling": 0.3,
 }
 
 SEXES = ("female", "male")  # the sex factors act on "male" cells; "female" is the reference
@@ -185,9 +203,72 @@ def _cell_design(p: dict, rng: np.random.Generator) -> tuple[pd.DataFrame, dict]
     return frame, codes
 
 
-def simulate_singlecell(params: Mapping | None, seed: int) -> tuple[ad.AnnData, ad.AnnData]:
-    """Simulate ``(raw, truth)`` AnnData of the same cells (data contract of raw.h5ad / truth.h5ad)."""
+def resolve_modules(modules: Mapping | None) -> dict:
+    """MODULE_DEFAULTS overlaid with ``modules``, validated; raises InputError naming the bad key."""
+    modules = dict(modules or {})
+    unknown = sorted(set(modules) - set(MODULE_DEFAULTS))
+    if unknown:
+        raise InputError(
+            f"simulate.modules.{unknown[0]}", f"unknown module parameter(s) {unknown}; known: {sorted(MODULE_DEFAULTS)}"
+        )
+    m = {**MODULE_DEFAULTS, **modules}
+    for key in ("n_modules", "module_size", "hubs_per_module"):
+        if int(m[key]) < 0 or int(m[key]) != m[key]:
+            raise InputError(f"simulate.modules.{key}", f"expected a non-negative integer, got {m[key]}")
+    if m["n_modules"] and not 1 <= m["hubs_per_module"] < m["module_size"]:
+        raise InputError(
+            "simulate.modules.hubs_per_module",
+            f"expected between 1 and module_size - 1 ({m['module_size'] - 1}), got {m['hubs_per_module']}",
+        )
+    if float(m["module_sd"]) < 0:
+        raise InputError("simulate.modules.module_sd", f"expected a non-negative number, got {m['module_sd']}")
+    if not 0.0 <= float(m["member_coupling"]) <= 1.0:
+        raise InputError("simulate.modules.member_coupling", f"expected a number in [0, 1], got {m['member_coupling']}")
+    return m
+
+
+def _plant_modules(
+    m: dict, gene_mean: np.ndarray, n_cells: int, seed: int
+) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """Module signal per cell (cells x modules), log-fold loading per gene (modules x genes) and the truth table.
+
+    Members are drawn among genes with above-median base mean so the planted effect is not
+    lost in Poisson noise of nearly silent genes.
+    """
+    rng = np.random.default_rng([int(seed), 0x5EED])  # own stream: the Splat draws stay as they were
+    n_genes, n_modules, size = gene_mean.size, int(m["n_modules"]), int(m["module_size"])
+    eligible = np.flatnonzero(gene_mean >= np.median(gene_mean))
+    if n_modules * size > eligible.size:
+        raise InputError(
+            "simulate.modules.n_modules",
+            f"{n_modules} modules x {size} genes exceed the {eligible.size} genes with above-median mean",
+        )
+    members = rng.permutation(eligible)[: n_modules * size].reshape(n_modules, size)
+    signal = rng.standard_normal((n_cells, n_modules))
+    loadings = np.zeros((n_modules, n_genes))
+    module = np.full(n_genes, -1)
+    hub = np.zeros(n_genes, dtype=bool)
+    for k, genes in enumerate(members):
+        coupling = rng.uniform(float(m["member_coupling"]), 1.0, size=size)
+        coupling[: int(m["hubs_per_module"])] = 1.0  # the first genes of the permutation are the hubs
+        loadings[k, genes] = float(m["module_sd"]) * coupling
+        module[genes] = k
+        hub[genes[: int(m["hubs_per_module"])]] = True
+    truth = pd.DataFrame({"module": module, "hub_gene": hub})
+    return signal, loadings, truth
+
+
+def simulate_singlecell(
+    params: Mapping | None, seed: int, modules: Mapping | None = None
+) -> tuple[ad.AnnData, ad.AnnData]:
+    """Simulate ``(raw, truth)`` AnnData of the same cells (data contract of raw.h5ad / truth.h5ad).
+
+    ``modules`` (keys of :data:`MODULE_DEFAULTS`) plants gene modules with hub genes: the truth
+    then also has ``var["module"]`` (-1 = none), ``var["hub_gene"]`` and
+    ``obsm["module_signal"]``. None or ``n_modules`` 0 changes nothing.
+    """
     p = resolve_params(params)
+    m = resolve_modules(modules)
     rng = np.random.default_rng(seed)
     n_genes = int(p["n_genes"])
     genes = _names("Gene", n_genes)
@@ -237,8 +318,17 @@ def simulate_singlecell(params: Mapping | None, seed: int) -> tuple[ad.AnnData, 
             var[f"sex_factor_{name}"] = row
 
     lib_size = rng.lognormal(float(p["lib_loc"]), float(p["lib_scale"]), size=len(obs))
+    planted = _plant_modules(m, gene_mean, len(obs), seed) if m["n_modules"] else None
     observed, truth, true_means = _simulate_counts(
-        p, rng, gene_mean, bcv_chisq, biology, codes["batch"], batch_factors, lib_size
+        p,
+        rng,
+        gene_mean,
+        bcv_chisq,
+        biology,
+        codes["batch"],
+        batch_factors,
+        lib_size,
+        None if planted is None else planted[:2],
     )
 
     provenance = {
@@ -255,6 +345,13 @@ def simulate_singlecell(params: Mapping | None, seed: int) -> tuple[ad.AnnData, 
     truth_adata = ad.AnnData(X=truth, obs=obs.copy(), var=var)
     truth_adata.layers["true_means"] = true_means
     truth_adata.uns["deepexpr"] = dict(provenance)
+    if planted is not None:
+        # Recorded only when planted, so runs without modules keep their exact provenance.
+        for adata in (raw, truth_adata):
+            adata.uns["deepexpr"]["simulate_modules"] = dict(m)
+        truth_adata.var["module"] = planted[2]["module"].to_numpy()
+        truth_adata.var["hub_gene"] = planted[2]["hub_gene"].to_numpy()
+        truth_adata.obsm["module_signal"] = planted[0].astype(np.float32)
     return raw, truth_adata
 
 
@@ -267,8 +364,13 @@ def _simulate_counts(
     batch_idx: np.ndarray,
     batch_factors: np.ndarray,
     lib_size: np.ndarray,
+    modules: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
-    """Observed counts, batch-free counts (both csr float32) and batch-free cell means (dense float32)."""
+    """Observed counts, batch-free counts (both csr float32) and batch-free cell means (dense float32).
+
+    ``modules`` = (signal cells x modules, loadings modules x genes): a biological log-fold
+    effect applied with the cell-type factors; it draws nothing from ``rng``.
+    """
     n_cells, n_genes = lib_size.size, gene_mean.size
     affected = np.flatnonzero((batch_factors != 1.0).any(axis=0))
     chunk = max(1, CHUNK_ENTRIES // n_genes)
@@ -282,6 +384,8 @@ def _simulate_counts(
         base = np.broadcast_to(gene_mean, (cells.stop - start, n_genes)).copy()
         for idx, factors in biology:
             base *= factors[idx[cells]]
+        if modules is not None:
+            base *= np.exp(modules[0][cells] @ modules[1])
         base *= (lib_size[cells] / base.sum(axis=1))[:, None]
         bcv = (float(p["bcv_common"]) + 1.0 / np.sqrt(np.maximum(base, 1e-12))) * bcv_scale
         shape = 1.0 / bcv**2
