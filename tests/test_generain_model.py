@@ -7,15 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepexpr.data.archs4 import (
-    fit_boundaries,
-    gene_map,
-    open_archs4,
-    sample_qc,
-    simulate_archs4,
-    split_samples,
-    write_binned,
-)
+from deepexpr.data.archs4 import prepare_binned, simulate_archs4
 from deepexpr.errors import InputError
 from deepexpr.models.generain import GeneRAIN
 from deepexpr.models.generain.model import IGNORE, tokenize
@@ -35,15 +27,11 @@ def one_thread():
 
 
 def binned_dataset(root, n_samples, n_genes, n_modules, module_size, seed=0, n_bins=100):
+    """Simulate an ARCHS4 file under ``root`` and bin it (corrected path); return the binned directory."""
     simulate_archs4(root / "sim.h5", root / "attributes.tsv", n_samples=n_samples, n_genes=n_genes,
                     n_modules=n_modules, module_size=module_size, seed=seed)
-    f = open_archs4(root / "sim.h5")
-    qc = sample_qc(f, min_nonzero_genes=n_genes // 3)
-    keep = np.flatnonzero(qc["keep"])
-    split = split_samples(qc["series_id"].to_numpy()[keep], fractions=(0.8, 0.1, 0.1), seed=seed)
-    genes = gene_map(f)
-    boundaries = fit_boundaries(f, genes, keep[split == "train"], n_bins=n_bins, fraction=1.0)
-    return write_binned(f, genes, keep, split, boundaries, root / "binned")
+    return prepare_binned(root / "sim.h5", root / "binned", n_bins=n_bins, boundary_fraction=1.0,
+                          fractions=(0.8, 0.1, 0.1), qc={"min_nonzero_genes": n_genes // 3}, seed=seed)
 
 
 @pytest.fixture(scope="module")

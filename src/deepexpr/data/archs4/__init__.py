@@ -11,6 +11,7 @@ from deepexpr.data.archs4.binning import (
     transform,
     write_binned,
 )
+from deepexpr.data.archs4.prepare import prepare_binned
 from deepexpr.data.archs4.read import (
     Archs4File,
     GeneMap,
@@ -32,6 +33,7 @@ __all__ = [
     "iter_sample_blocks",
     "load_boundaries",
     "open_archs4",
+    "prepare_binned",
     "rank_bins",
     "read_vocabulary",
     "sample_qc",
