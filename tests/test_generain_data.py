@@ -13,6 +13,7 @@ from deepexpr.data.archs4 import (
     iter_sample_blocks,
     load_boundaries,
     open_archs4,
+    prepare_binned,
     rank_bins,
     sample_qc,
     save_boundaries,
@@ -201,3 +202,14 @@ def test_boundary_file_from_other_genes(archs4, tmp_path):
         write_binned(f, genes, [0, 1], ["train", "train"], other, tmp_path / "out", boundary_source=tmp_path / "other.npz",
                      boundary_genes=other_genes)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("binning", ["boundaries", "rank"])
+def test_prepare_binned(archs4, tmp_path, binning):
+    root, _, _ = archs4
+    out = prepare_binned(root / "sim.h5", tmp_path / binning, binning=binning, n_bins=30, qc=QC,
+                         duplicates="max_mean" if binning == "rank" else "sum", split="sample" if binning == "rank" else "series")
+    everything = BinnedDataset(out, split=None)
+    assert everything.n_bins == 30 and everything.matrix().max() <= 30 and everything.matrix().min() >= 1
+    assert (out / "qc.tsv").is_file() and (out / "boundaries.npz").is_file() == (binning == "boundaries")
+    assert set(everything.samples["split"]) == ({"train", "validation"} if binning == "rank" else {"train", "validation", "test"})

@@ -176,3 +176,12 @@ def test_save_load_and_other_genes(small, tmp_path_factory):
 def test_not_a_binned_directory(tmp_path):
     with pytest.raises(InputError, match="not a binned directory"):
         GeneRAIN(tmp_path)
+
+
+def test_faithful_onecycle_steps_per_epoch(small):
+    """R5 faithful: the learning rate moves only when an epoch ends (OneCycle, initial lr = lr / 5)."""
+    model = GeneRAIN(small, mode="faithful", lr=1e-3, **{**TINY, "eval_every": 1})
+    history = model.train(max_steps=12, device="cpu")
+    per_epoch = history.groupby("epoch")["lr"].nunique()
+    assert (per_epoch == 1).all() and history["lr"].iloc[0] == pytest.approx(2e-4)
+    assert history["lr"].nunique() == history["epoch"].nunique() > 1
