@@ -67,16 +67,16 @@ def test_tokenize_order_levels_and_ties():
 
 def test_masking_per_mode(small):
     bins = torch.from_numpy(np.asarray(GeneRAIN(small, **TINY).train_data.matrix()[:8], dtype=np.int64))
-    for mode, masked_with in (("faithful", {PAD}), ("corrected", {MASK})):
+    for mode in ("faithful", "corrected"):
         model = GeneRAIN(small, variant="bert_genes", mode=mode, **TINY)
         inputs, labels = model._batch_inputs(bins, torch.Generator().manual_seed(0))
         chosen = labels != IGNORE
         assert chosen.any() and inputs["valid"][chosen].all()  # only non-zero genes are masked
-        replaced = set(inputs["tokens"][chosen].tolist()) - set(labels[chosen].tolist())
+        masked = inputs["tokens"][chosen]
         if mode == "faithful":
-            assert set(inputs["tokens"][chosen].tolist()) == masked_with
+            assert (masked == PAD).all()  # R6: every chosen gene becomes id 0
         else:
-            assert MASK in replaced
+            assert (masked == MASK).float().mean() > 0.5 and (masked == labels[chosen]).any()  # 80/10/10
     gpt = GeneRAIN(small, variant="gpt", mode="corrected", **TINY)
     inputs, labels = gpt._batch_inputs(bins, torch.Generator())
     target_valid = tokenize(bins, TINY["seq_len"], 100, stable=True)["valid"][:, 1:]

@@ -7,7 +7,6 @@ from deepexpr.data.archs4.binning import (
     load_boundaries,
     rank_bins,
     save_boundaries,
-    scale_log,
     transform,
     write_binned,
 )
@@ -20,6 +19,7 @@ from deepexpr.data.archs4.read import (
     open_archs4,
     read_vocabulary,
     sample_qc,
+    scale_log,
     split_samples,
 )
 from deepexpr.data.archs4.simulate import simulate_archs4

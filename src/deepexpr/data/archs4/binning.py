@@ -1,7 +1,7 @@
 """Binning-By-Gene: per-gene expression bins, fitted once and applied to any sample, written out of core.
 
-Each sample is scaled to ``SCALE`` total counts and log10(x + 1) transformed (the original's
-normalisation). A gene's value then becomes a bin in 1..B: zeros go to bin 1 and non-zero values to
+Each sample is scaled to 1e7 total counts and log10(x + 1) transformed (:func:`~.read.scale_log`,
+the original's normalisation). A gene's value then becomes a bin in 1..B: zeros go to bin 1 and non-zero values to
 bins 2..B, roughly equal-count quantiles of that gene's non-zero values.
 
 - ``corrected`` (R1, :func:`fit_boundaries` + :func:`transform`): the B-2 interior quantiles of each
@@ -28,22 +28,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from deepexpr.data.archs4.read import DEFAULT_BLOCK, Archs4File, GeneMap, iter_sample_blocks
+from deepexpr.data.archs4.read import DEFAULT_BLOCK, SCALE, Archs4File, GeneMap, iter_sample_blocks, scale_log
 from deepexpr.errors import InputError
 from deepexpr.io import atomic_path, read_json, write_json
 
 PathLike = str | os.PathLike
 
-#: Per-sample total the counts are scaled to before log10(x + 1) (the original's, not CPM).
-SCALE = 1e7
 BINS_FILE = "bins.u16"
 META_FILE = "binned.json"
-
-
-def scale_log(counts: np.ndarray) -> np.ndarray:
-    """log10(count / sample total x 1e7 + 1) for a genes x samples block (all-zero samples stay 0)."""
-    totals = counts.sum(axis=0, keepdims=True)
-    return np.log10(counts / np.where(totals > 0, totals, 1.0) * SCALE + 1.0)
 
 
 def fit_boundaries(

@@ -14,10 +14,17 @@ from deepexpr.data.archs4.binning import (
     fit_boundaries,
     rank_bins,
     save_boundaries,
-    scale_log,
     write_binned,
 )
-from deepexpr.data.archs4.read import DEFAULT_BLOCK, gene_map, iter_sample_blocks, open_archs4, sample_qc, split_samples
+from deepexpr.data.archs4.read import (
+    DEFAULT_BLOCK,
+    gene_map,
+    iter_sample_blocks,
+    open_archs4,
+    sample_qc,
+    scale_log,
+    split_samples,
+)
 from deepexpr.errors import InputError
 from deepexpr.io import write_json, write_table
 

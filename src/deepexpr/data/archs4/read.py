@@ -5,9 +5,9 @@ columns; ``meta/genes/<field>`` and ``meta/samples/<field>`` hold one 1-D array 
 as bytes). Files are tens of GB, so nothing here reads the whole matrix: counts come in blocks of
 sample columns (:func:`iter_sample_blocks`) and memory is bounded by the block.
 
-Also here: sample QC (:func:`sample_qc`), the gene universe with duplicate symbols summed or the
-highest-mean row kept (:func:`gene_map`, switch R2) and the train/validation/test split by GEO
-series (:func:`split_samples`, switch R3).
+Also here: the original's normalisation (:func:`scale_log`), sample QC (:func:`sample_qc`), the
+gene universe with duplicate symbols summed or the highest-mean row kept (:func:`gene_map`, switch
+R2) and the train/validation/test split by GEO series (:func:`split_samples`, switch R3).
 """
 
 from __future__ import annotations
@@ -33,6 +33,14 @@ SYMBOL_FIELDS = ("meta/genes/symbol", "meta/genes/gene_symbol")
 #: Sample fields the pipeline relies on (QC, split, sample names).
 REQUIRED_SAMPLE_FIELDS = ("geo_accession", "series_id", "singlecellprobability")
 DEFAULT_BLOCK = 512
+#: Per-sample total the counts are scaled to before log10(x + 1) (the original's, not CPM).
+SCALE = 1e7
+
+
+def scale_log(counts: np.ndarray) -> np.ndarray:
+    """log10(count / sample total x 1e7 + 1) for a genes x samples block (all-zero samples stay 0)."""
+    totals = counts.sum(axis=0, keepdims=True)
+    return np.log10(counts / np.where(totals > 0, totals, 1.0) * SCALE + 1.0)
 
 
 def _decode(values: np.ndarray) -> np.ndarray:
@@ -234,8 +242,6 @@ def gene_map(
 
 def _row_log_means(archs4: Archs4File, samples: Sequence[int] | None, block: int) -> np.ndarray:
     """Mean over ``samples`` of each file row's log10(scaled count + 1) (the original's gene statistic)."""
-    from deepexpr.data.archs4.binning import scale_log
-
     total = np.zeros(archs4.n_genes)
     n = 0
     for _, counts in iter_sample_blocks(archs4.path, samples, block):

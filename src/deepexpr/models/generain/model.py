@@ -69,18 +69,9 @@ def tokenize(bins: torch.Tensor, seq_len: int, n_levels: int, stable: bool, sort
     # ceil((rank + 1) * n_levels / n): the most expressed gene is always at the top level.
     n = nonzero.clamp(min=1)
     levels = torch.where(position < nonzero, torch.div((ascending_rank + 1) * n_levels + n - 1, n, rounding_mode="floor"), 1)
-    top, levels = order[:, :length], levels[:, :length]
-    if not sorted_output:
-        top, levels = _unordered_topk(bins, top, levels, length)
-    return {"genes": top + FIRST_GENE, "levels": levels, "valid": bins.gather(1, top) > 1}
-
-
-def _unordered_topk(bins, top, levels, length):
-    """Reorder the kept genes as ``torch.topk(sorted=False)`` returns them (the original's argpartition)."""
-    unordered = torch.topk(bins, length, dim=1, sorted=False).indices
-    rank_of = torch.empty_like(bins).scatter_(1, top, torch.arange(length, device=bins.device).expand_as(top))
-    where = rank_of.gather(1, unordered)
-    return top.gather(1, where), levels.gather(1, where)
+    level_of_gene = torch.empty_like(bins).scatter_(1, order, levels)
+    top = order[:, :length] if sorted_output else torch.topk(bins, length, dim=1, sorted=False).indices
+    return {"genes": top + FIRST_GENE, "levels": level_of_gene.gather(1, top), "valid": bins.gather(1, top) > 1}
 
 
 class GeneRAIN(BaseModel):
