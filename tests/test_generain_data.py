@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+import pandas as pd
 import pytest
 
 from deepexpr.data.archs4 import (
     BinnedDataset,
+    bin_new_samples,
     fit_boundaries,
     gene_map,
     iter_sample_blocks,
@@ -199,17 +201,38 @@ def test_boundary_file_from_other_genes(archs4, tmp_path):
     save_boundaries(tmp_path / "other.npz", ["A", "B", "C"], b)
     other_genes, other = load_boundaries(tmp_path / "other.npz")
     with pytest.raises(InputError, match=r"other\.npz.*another gene set"):
-        write_binned(f, genes, [0, 1], ["train", "train"], other, tmp_path / "out", boundary_source=tmp_path / "other.npz",
-                     boundary_genes=other_genes)
+        write_binned(f, genes, [0, 1], ["train", "train"], other, tmp_path / "out",
+                     boundary_source=tmp_path / "other.npz", boundary_genes=other_genes)
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("binning", ["boundaries", "rank"])
 def test_prepare_binned(archs4, tmp_path, binning):
     root, _, _ = archs4
+    faithful = binning == "rank"
     out = prepare_binned(root / "sim.h5", tmp_path / binning, binning=binning, n_bins=30, qc=QC,
-                         duplicates="max_mean" if binning == "rank" else "sum", split="sample" if binning == "rank" else "series")
+                         duplicates="max_mean" if faithful else "sum", split="sample" if faithful else "series")
     everything = BinnedDataset(out, split=None)
     assert everything.n_bins == 30 and everything.matrix().max() <= 30 and everything.matrix().min() >= 1
     assert (out / "qc.tsv").is_file() and (out / "boundaries.npz").is_file() == (binning == "boundaries")
-    assert set(everything.samples["split"]) == ({"train", "validation"} if binning == "rank" else {"train", "validation", "test"})
+    splits = {"train", "validation"} if faithful else {"train", "validation", "test"}
+    assert set(everything.samples["split"]) == splits
+
+
+def test_new_samples_binned_like_training(archs4, tmp_path):
+    """R1: new samples (a genes x samples table) go through the same stored boundaries."""
+    root, f, _ = archs4
+    out = prepare_binned(root / "sim.h5", tmp_path / "binned", n_bins=30, qc=QC)
+    data = BinnedDataset(out, split=None)
+    with h5py.File(root / "sim.h5") as handle:
+        counts = handle["data/expression"][:, :40]
+    table = pd.DataFrame(gene_map(f).apply(counts), index=gene_map(f).genes)
+    accessions = list(f.samples["geo_accession"][:40])
+    table.columns = accessions
+    shuffled = table.sample(frac=1.0, random_state=0)  # row order does not matter, names do
+    bins = bin_new_samples(shuffled, out / "boundaries.npz")
+    kept = [a for a in accessions if a in set(data.samples["samples"])]
+    rows = data.samples.set_index("samples").index.get_indexer(kept)
+    np.testing.assert_array_equal(bins.loc[kept].to_numpy(), data.matrix()[rows])
+    with pytest.raises(InputError, match=r"boundaries\.npz.*missing from the data"):
+        bin_new_samples(table.iloc[:-1], out / "boundaries.npz")

@@ -3,6 +3,7 @@ the same schema, and Binning-By-Gene written out of core for GeneRAIN."""
 
 from deepexpr.data.archs4.binning import (
     BinnedDataset,
+    bin_new_samples,
     fit_boundaries,
     load_boundaries,
     rank_bins,
@@ -27,6 +28,7 @@ from deepexpr.data.archs4.simulate import simulate_archs4
 __all__ = [
     "Archs4File",
     "BinnedDataset",
+    "bin_new_samples",
     "GeneMap",
     "fit_boundaries",
     "gene_map",

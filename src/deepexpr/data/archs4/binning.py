@@ -114,6 +114,21 @@ def transform(values: np.ndarray, boundaries: np.ndarray) -> np.ndarray:
     return bins
 
 
+def bin_new_samples(counts: pd.DataFrame, boundary_path: PathLike) -> pd.DataFrame:
+    """Bins (samples x genes, uint16) of new samples given as raw counts, genes x samples.
+
+    The same path as training (scaling, then the stored boundaries of ``boundary_path``), so a
+    sample gets the bins it would have had in the training data. Rows are matched by gene name;
+    genes of the boundary file that ``counts`` lacks are an InputError naming the file.
+    """
+    genes, boundaries = load_boundaries(boundary_path)
+    missing = pd.Index(genes).difference(counts.index)
+    if len(missing):
+        check_genes(counts.index, genes, boundary_path)
+    values = scale_log(counts.loc[list(genes)].to_numpy(dtype=np.float64))
+    return pd.DataFrame(transform(values, boundaries).T, index=counts.columns, columns=list(genes))
+
+
 def rank_bins(values: np.ndarray, n_bins: int = 2000) -> np.ndarray:
     """The original's rank binning of genes x samples values over all samples (faithful R1).
 
