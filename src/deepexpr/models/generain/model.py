@@ -56,7 +56,8 @@ def tokenize(bins: torch.Tensor, seq_len: int, n_levels: int, stable: bool, sort
     sort kernel's order decides (the original's argsort). The top ``L = min(seq_len, genes)`` are
     kept (``sorted_output=False`` keeps them in the unordered top-k order the original's
     BERT-expression used). A non-zero gene's level is its within-sample quantile among the
-    sample's non-zero genes, 1..n_levels (the highest always n_levels); zero genes get level 1 and ``valid`` False.
+    sample's non-zero genes, 1..n_levels (the highest always n_levels); zero genes get level 1
+    and ``valid`` False.
     """
     length = min(seq_len, bins.shape[1])
     if stable:
@@ -68,7 +69,8 @@ def tokenize(bins: torch.Tensor, seq_len: int, n_levels: int, stable: bool, sort
     ascending_rank = nonzero - 1 - position
     # ceil((rank + 1) * n_levels / n): the most expressed gene is always at the top level.
     n = nonzero.clamp(min=1)
-    levels = torch.where(position < nonzero, torch.div((ascending_rank + 1) * n_levels + n - 1, n, rounding_mode="floor"), 1)
+    quantile = torch.div((ascending_rank + 1) * n_levels + n - 1, n, rounding_mode="floor")
+    levels = torch.where(position < nonzero, quantile, 1)
     level_of_gene = torch.empty_like(bins).scatter_(1, order, levels)
     top = order[:, :length] if sorted_output else torch.topk(bins, length, dim=1, sorted=False).indices
     return {"genes": top + FIRST_GENE, "levels": level_of_gene.gather(1, top), "valid": bins.gather(1, top) > 1}
