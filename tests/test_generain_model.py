@@ -185,3 +185,15 @@ def test_faithful_onecycle_steps_per_epoch(small):
     per_epoch = history.groupby("epoch")["lr"].nunique()
     assert (per_epoch == 1).all() and history["lr"].iloc[0] == pytest.approx(2e-4)
     assert history["lr"].nunique() == history["epoch"].nunique() > 1
+
+
+def test_checkpoint_of_other_data_is_not_resumed(small, tmp_path_factory, caplog):
+    other = binned_dataset(tmp_path_factory.mktemp("other_data"), 80, 60, 2, 10, seed=9)
+    first = GeneRAIN(small, variant="gpt", seed=0, **TINY)
+    directory = tmp_path_factory.mktemp("ckpt")
+    first.train(max_steps=3, device="cpu", checkpoint_dir=directory)
+    second = GeneRAIN(other, variant="gpt", seed=0, **TINY)
+    assert list(second.genes) == list(first.genes)  # same genes, other values
+    with caplog.at_level("WARNING"):
+        second.train(max_steps=3, device="cpu", checkpoint_dir=directory)
+    assert "the training data changed" in caplog.text
