@@ -1,9 +1,21 @@
-"""Gene-side analyses shared by the interpretable models: neighbourhoods, hub scores, gene networks.
+"""Gene-side analyses shared by the interpretable models.
 
-Every function takes plain arrays or DataFrames indexed by gene, so siVAE's gene embedding, an
-LDVAE loading matrix (:mod:`.loadings`) and a correlation or mutual-information network are analysed the same way.
+- Embeddings: reading and writing them (TSV, word2vec text) and the baseline embeddings (random,
+  SVD, co-expression) a learned gene embedding is compared with (:mod:`.embeddings`).
+- Neighbourhoods, hub scores and gene networks: every function takes plain arrays or DataFrames
+  indexed by gene, so siVAE's gene embedding, an LDVAE loading matrix (:mod:`.loadings`) and a
+  correlation or mutual-information network are analysed the same way.
 """
 
+from deepexpr.genes.embeddings import (
+    coexpression_embedding,
+    random_embedding,
+    read_embedding,
+    read_word2vec,
+    svd_embedding,
+    write_embedding,
+    write_word2vec,
+)
 from deepexpr.genes.hubs import hub_auroc, norm_hub_score, reconstruction_hub_score, weighted_degree
 from deepexpr.genes.loadings import attribution_loadings, ldvae_loadings, loading_agreement
 from deepexpr.genes.neighbourhoods import (
@@ -17,6 +29,7 @@ from deepexpr.genes.networks import clr, correlation_network, mutual_information
 __all__ = [
     "attribution_loadings",
     "clr",
+    "coexpression_embedding",
     "correlation_network",
     "embedding_neighbours",
     "hub_auroc",
@@ -27,6 +40,12 @@ __all__ = [
     "neighbourhood_precision",
     "network_neighbours",
     "norm_hub_score",
+    "random_embedding",
+    "read_embedding",
+    "read_word2vec",
     "reconstruction_hub_score",
+    "svd_embedding",
     "weighted_degree",
+    "write_embedding",
+    "write_word2vec",
 ]

@@ -1,0 +1,76 @@
+"""GeneRAIN's settings table: the switches of docs/models/generain.md and every setting's default per mode.
+
+Model switches (R4-R8) and hyper-parameters go to :class:`~deepexpr.models.generain.GeneRAIN`;
+the data switches (R1-R3, R9) are arguments of :mod:`deepexpr.data.archs4` and listed in
+``DATA_MODE_DEFAULTS`` so the workflow reads both modes from one place.
+"""
+
+VARIANTS = ("gpt", "bert_genes", "bert_expression")
+
+SWITCHES = {
+    "accumulation": ("sum", "mean"),  # R4
+    "lr_schedule": ("onecycle_epoch", "warmup_cosine"),  # R5
+    "mask_token": ("pad_id", "dedicated"),  # R6
+    "gpt_zero_labels": ("included", "ignored"),  # R7
+    "rank_ties": ("argsort", "stable"),  # R8
+}
+
+_ARCHITECTURE = {
+    "d_model": 200,
+    "n_layers": 6,
+    "n_heads": 4,
+    "d_ff": 800,
+    "dropout": 0.05,
+    "layer_norm_eps": 1e-10,
+    "seq_len": 2048,
+    "n_levels": 100,
+    "mask_prob": 0.15,
+    "batch_size": 12,
+    "grad_accumulation": 5,
+    "weight_decay": 0.01,
+    "eval_every": 100,
+}
+
+MODE_DEFAULTS = {
+    "faithful": {
+        "accumulation": "sum",
+        "lr_schedule": "onecycle_epoch",
+        "mask_token": "pad_id",
+        "gpt_zero_labels": "included",
+        "rank_ties": "argsort",
+        **_ARCHITECTURE,
+        "lr": 1e-4,
+        "warmup_fraction": 0.2,
+        "final_lr_fraction": 0.1,
+        "max_steps": 100_000,
+    },
+    "corrected": {
+        "accumulation": "mean",
+        "lr_schedule": "warmup_cosine",
+        "mask_token": "dedicated",
+        "gpt_zero_labels": "ignored",
+        "rank_ties": "stable",
+        **_ARCHITECTURE,
+        "lr": 1e-4,
+        "warmup_fraction": 0.05,
+        "final_lr_fraction": 0.1,
+        "max_steps": 100_000,
+    },
+}
+
+#: The data side of the switch table (arguments of deepexpr.data.archs4).
+DATA_SWITCHES = {
+    "binning": ("rank", "boundaries"),  # R1
+    "duplicates": ("max_mean", "sum"),  # R2
+    "split": ("sample", "series"),  # R3
+}
+DATA_MODE_DEFAULTS = {
+    "faithful": {"binning": "rank", "duplicates": "max_mean", "split": "sample", "n_bins": 2000},
+    "corrected": {
+        "binning": "boundaries",
+        "duplicates": "sum",
+        "split": "series",
+        "n_bins": 2000,
+        "boundary_fraction": 0.1,
+    },
+}
