@@ -2,8 +2,8 @@
 
 A model subclasses :class:`BaseModel`, declares its settings table (``SWITCHES``,
 ``MODE_DEFAULTS``, ``EXTRA_SETTINGS``), its registration key and history columns, and provides
-the hooks :meth:`~BaseModel.trained_genes`, :meth:`~BaseModel.saved_modules` and
-:meth:`~BaseModel.fingerprint_parts`.
+the hook :meth:`~BaseModel.fingerprint_parts`; :meth:`~BaseModel.trained_genes` and
+:meth:`~BaseModel.saved_modules` default to ``self.genes`` and ``self.module``.
 
 Checkpoints carry a fingerprint of the training data and the training length next to the
 settings: a checkpoint whose data, settings or ``max_epochs`` differ from the run's is not
@@ -98,12 +98,12 @@ class BaseModel:
 
     # --------------------------------------------------------------- hooks
     def trained_genes(self) -> list[str]:
-        """The genes the model was built on, in order."""
-        raise NotImplementedError
+        """The genes the model was built on, in order (default: ``self.genes``)."""
+        return [str(g) for g in self.genes]
 
     def saved_modules(self) -> dict[str, torch.nn.Module]:
-        """The torch modules whose weights a model file holds, by attribute name."""
-        raise NotImplementedError
+        """The torch modules whose weights a model file holds, by attribute name (default: ``self.module``)."""
+        return {"module": self.module}
 
     def fingerprint_parts(self) -> Iterable[np.ndarray]:
         """The training data as arrays: values (chunk by chunk for data on disk), genes, obs codes."""

@@ -125,12 +125,6 @@ class GeneRAIN(BaseModel):
     def _setup_from_saved(cls, data, setup: dict) -> None:
         """Nothing to register: a binned directory describes itself (its genes are checked on load)."""
 
-    def trained_genes(self) -> list[str]:
-        return [str(g) for g in self.genes]
-
-    def saved_modules(self) -> dict[str, nn.Module]:
-        return {"module": self.module}
-
     def fingerprint_parts(self):
         yield np.asarray(self.genes, dtype=str)
         for dataset in (self.train_data, self.validation_data):

@@ -120,12 +120,6 @@ class NBVAE(BaseModel):
         return {"dispersion_values": pd.Series(alpha, index=state["genes"])}
 
     # --------------------------------------------------------------- base hooks
-    def trained_genes(self) -> list[str]:
-        return [str(g) for g in self.genes]
-
-    def saved_modules(self) -> dict[str, nn.Module]:
-        return {"module": self.module}
-
     def fingerprint_parts(self):
         yield np.asarray(self.genes, dtype=str)
         yield self.counts

@@ -121,12 +121,6 @@ class SIVAE(BaseModel):
         return {"feature_input": state["modules"]["module"]["feature_input"].numpy()}
 
     # --------------------------------------------------------------- base hooks
-    def trained_genes(self) -> list[str]:
-        return [str(g) for g in self.genes]
-
-    def saved_modules(self) -> dict[str, nn.Module]:
-        return {"module": self.module}
-
     def fingerprint_parts(self):
         yield np.asarray(self.genes, dtype=str)
         yield self.counts
