@@ -8,7 +8,6 @@ import gzip
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from deepexpr.data.archs4 import BinnedDataset, prepare_binned, simulate_archs4
 from deepexpr.data.archs4.simulate import module_gene_sets
@@ -34,12 +33,7 @@ from deepexpr.io import read_table
 from deepexpr.models.generain import GeneRAIN
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_embedding_round_trips(tmp_path):

@@ -18,12 +18,7 @@ TINY = {"d_model": 16, "n_layers": 1, "n_heads": 2, "d_ff": 32, "seq_len": 64, "
         "grad_accumulation": 2, "eval_every": 5}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def binned_dataset(root, n_samples, n_genes, n_modules, module_size, seed=0, n_bins=100):

@@ -13,7 +13,7 @@ from deepexpr.evaluate.gene_modules import score_table
 from deepexpr.genes import correlation_network, embedding_neighbours, network_neighbours, weighted_degree
 from deepexpr.models.sivae import SIVAE
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = dict(
     hidden=(32, 16),
