@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from deepexpr.data.singlecell.simulate import simulate_singlecell
 from deepexpr.errors import InputError
