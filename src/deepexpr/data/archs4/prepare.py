@@ -42,6 +42,7 @@ def prepare_binned(
     fractions: tuple[float, float, float] = (0.9, 0.05, 0.05),
     vocabulary: list[str] | None = None,
     qc: dict | None = None,
+    max_samples: int | None = None,
     seed: int = 0,
     block: int = DEFAULT_BLOCK,
 ) -> Path:
@@ -50,11 +51,13 @@ def prepare_binned(
     Also writes ``qc.tsv`` (per-sample QC table) and, for ``binning="boundaries"``, the
     ``boundaries.npz`` file that bins new samples the same way. ``binning="rank"`` (faithful R1)
     ranks each gene over all kept samples in memory, as the original did; its memory grows with
-    the number of samples.
+    the number of samples. ``max_samples`` keeps a seeded random subset of the QC-passing samples.
     """
     archs4 = open_archs4(path)
     qc_table = sample_qc(archs4, **(qc or {}), block=block)
     keep = np.flatnonzero(qc_table["keep"].to_numpy())
+    if max_samples is not None and len(keep) > max_samples:
+        keep = np.sort(np.random.default_rng(seed).choice(keep, size=max_samples, replace=False))
     labels = split_samples(qc_table["series_id"].to_numpy()[keep], split, fractions, seed)
     genes = gene_map(archs4, duplicates, vocabulary, samples=keep, block=block)
     out_dir = Path(out_dir)
