@@ -168,6 +168,8 @@ rule figure_generain_loss:
         ),
     log:
         "logs/{dataset}/figures/generain_loss_{mode}.log",
+    benchmark:
+        "benchmarks/{dataset}/figures/generain_loss_{mode}.tsv"
     wildcard_constraints:
         dataset=ARCHS4,
     conda:
@@ -193,6 +195,8 @@ rule figure_generain_binning:
         agreement="results/{dataset}/generain/{mode}/binning_agreement.tsv",
     log:
         "logs/{dataset}/figures/generain_binning_{mode}.log",
+    benchmark:
+        "benchmarks/{dataset}/figures/generain_binning_{mode}.tsv"
     wildcard_constraints:
         dataset=ARCHS4,
     conda:
@@ -214,6 +218,8 @@ rule figure_generain_auc:
         ),
     log:
         "logs/{dataset}/figures/generain_auc_{mode}.log",
+    benchmark:
+        "benchmarks/{dataset}/figures/generain_auc_{mode}.tsv"
     wildcard_constraints:
         dataset=ARCHS4,
     conda:
@@ -236,6 +242,8 @@ rule figure_generain_umap:
         ),
     log:
         "logs/{dataset}/figures/generain_umap_{mode}.log",
+    benchmark:
+        "benchmarks/{dataset}/figures/generain_umap_{mode}.tsv"
     wildcard_constraints:
         dataset=ARCHS4,
     conda:

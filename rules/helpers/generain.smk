@@ -41,7 +41,11 @@ def archs4_tables(wildcards):
 
 def archs4_labels(wildcards):
     labels = DATASETS[wildcards.dataset]["from_tables"].get("sample_labels")
-    return [] if labels is None else [local_path(resolve_local(labels, config["shared_data"]))]
+    return (
+        []
+        if labels is None
+        else [local_path(resolve_local(labels, config["shared_data"]))]
+    )
 
 
 def binning_settings(wildcards):
@@ -62,11 +66,7 @@ def generain_settings(wildcards):
     block = generain_block(wildcards.dataset)
     settings = {k: v for k, v in block["model"].items() if v is not None}
     settings.update(
-        {
-            k: v
-            for k, v in block["variants"][wildcards.variant].items()
-            if v is not None
-        }
+        {k: v for k, v in block["variants"][wildcards.variant].items() if v is not None}
     )
     return settings
 
@@ -80,7 +80,9 @@ def attribute_sources(wildcards):
     for name in spec["gene_sets"]:
         inputs[f"gmt_{name}"] = source_path(wildcards.dataset, f"gmt_{name}")
     for name, entry in spec["gene_lists"].items():
-        inputs[f"list_{name}"] = local_path(resolve_local(entry["source"], config["shared_data"]))
+        inputs[f"list_{name}"] = local_path(
+            resolve_local(entry["source"], config["shared_data"])
+        )
     return inputs
 
 

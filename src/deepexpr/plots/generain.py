@@ -146,15 +146,3 @@ def plot_embedding_umaps(
     savefig(fig, out)
     return {"genes": len(genes), "attributes_shown": shown}
 
-
-def nearest_neighbours(embedding: pd.DataFrame, genes: Sequence[str], k: int = 10) -> pd.DataFrame:
-    """The ``k`` nearest genes (cosine similarity) of each of ``genes``: ``gene, rank, neighbour, cosine``."""
-    unit = embedding.to_numpy(dtype=np.float64)
-    unit = unit / np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)
-    rows = []
-    for gene in genes:
-        similarity = unit @ unit[embedding.index.get_loc(gene)]
-        similarity[embedding.index.get_loc(gene)] = -np.inf
-        for rank, j in enumerate(np.argsort(-similarity)[:k], start=1):
-            rows.append((gene, rank, embedding.index[j], float(similarity[j])))
-    return pd.DataFrame(rows, columns=["gene", "rank", "neighbour", "cosine"])
