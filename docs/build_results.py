@@ -311,7 +311,7 @@ def generain_page(datasets, results, config) -> tuple[list[str], list[Path]]:
         "",
     ]
     for name, dataset_dir in datasets:
-        body += [f"## `{name}`", "", provenance_line(dataset_provenance(dataset_dir)), ""]
+        body += [f"## `{name}`", ""]
         for mode_dir in sorted((dataset_dir / "generain").glob("*/")):
             summary_path = mode_dir / "attribute_summary.tsv"
             if not summary_path.exists():
@@ -320,7 +320,7 @@ def generain_page(datasets, results, config) -> tuple[list[str], list[Path]]:
             wide = summary.pivot(index="method", columns="metric", values="mean")
             attributes = summary.groupby("method")["attributes"].max()
             body += [f"### mode `{mode_dir.name}`", "", f"From `{summary_path}`.", ""]
-            rows = [[m, fmt(wide.loc[m].get("roc_auc")), fmt(wide.loc[m].get("auprc")), fmt(attributes[m])]
+            rows = [[m, fmt(wide.loc[m].get("roc_auc")), fmt(wide.loc[m].get("auprc")), str(int(attributes[m]))]
                     for m in wide.index]  # fmt: skip
             body += markdown_table(["method", "mean ROC-AUC", "mean AUPRC", "attributes"], rows)
             body.append("")
