@@ -110,11 +110,16 @@ def plot_embedding_umaps(
     out=None,
     *,
     n_attributes: int = 6,
+    max_genes: int = 3000,
     seed: int = 0,
     dataset: str = "",
     mode: str = "",
 ) -> dict:
-    """One UMAP panel per embedding; genes coloured by the ``n_attributes`` largest gene sets."""
+    """One UMAP panel per embedding; genes coloured by the ``n_attributes`` largest gene sets.
+
+    At most ``max_genes`` genes are drawn: every gene of the shown sets (up to the cap), then a
+    seeded random sample of the others, so tens of thousands of genes stay cheap to plot.
+    """
     import umap  # umap-learn (a scanpy dependency): imported here, it takes seconds to load
 
     if not embeddings:
@@ -122,6 +127,13 @@ def plot_embedding_umaps(
     genes = next(iter(embeddings.values())).index
     sizes = {name: len(genes.intersection(members)) for name, members in gene_sets.items()}
     shown = [name for name, size in sorted(sizes.items(), key=lambda item: -item[1])[:n_attributes] if size > 0]
+    if len(genes) > max_genes:
+        rng = np.random.default_rng(seed)
+        members = genes[genes.isin(set().union(*(gene_sets[name] for name in shown)))]
+        members = members[np.sort(rng.permutation(len(members))[:max_genes])]
+        others = genes.difference(members)
+        fill = others[np.sort(rng.permutation(len(others))[: max_genes - len(members)])]
+        genes = genes[genes.isin(members.union(fill))]
     colour = pd.Series("none", index=genes)
     for name in reversed(shown):  # the largest set wins where sets overlap
         colour[genes.isin(gene_sets[name])] = name
