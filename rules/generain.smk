@@ -172,6 +172,7 @@ rule figure_generain_loss:
         "benchmarks/{dataset}/figures/generain_loss_{mode}.tsv"
     wildcard_constraints:
         dataset=ARCHS4,
+    localrule: True
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -199,6 +200,7 @@ rule figure_generain_binning:
         "benchmarks/{dataset}/figures/generain_binning_{mode}.tsv"
     wildcard_constraints:
         dataset=ARCHS4,
+    localrule: True
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -222,6 +224,7 @@ rule figure_generain_auc:
         "benchmarks/{dataset}/figures/generain_auc_{mode}.tsv"
     wildcard_constraints:
         dataset=ARCHS4,
+    localrule: True
     conda:
         "../envs/core.yaml"
     threads: 1
@@ -246,6 +249,7 @@ rule figure_generain_umap:
         "benchmarks/{dataset}/figures/generain_umap_{mode}.tsv"
     wildcard_constraints:
         dataset=ARCHS4,
+    localrule: True
     conda:
         "../envs/torch.yaml"
     threads: 1
