@@ -12,6 +12,7 @@
    device's bf16 dense peak.
 
     .venv/bin/python bench/bench_generain.py [--out bench/results/generain.json] [--workdir DIR]
+        [--parts binning memory cpu gpu]
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -48,6 +48,7 @@ from deepexpr.models.generain import GeneRAIN  # noqa: E402
 # Dense bf16 tensor-core peaks (TFLOP/s, no sparsity) from the vendors' data sheets.
 BF16_PEAK_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0, "L4": 121.0}
 BOUNDARY_SAMPLES = 200
+PARTS = ("binning", "memory", "cpu", "gpu")
 SMALL_MODEL = {"d_model": 64, "n_layers": 2, "n_heads": 4, "d_ff": 256, "seq_len": 256, "batch_size": 16,
                "grad_accumulation": 1, "lr": 1e-3, "eval_every": 10_000}  # fmt: skip
 PAPER_GPT = {"d_model": 200, "n_layers": 6, "n_heads": 4, "d_ff": 800, "seq_len": 2048, "batch_size": 12,
@@ -93,7 +94,11 @@ def memory_child(path: str, out_dir: str, samples: int, traced: bool) -> None:
     if traced:
         print(json.dumps({"tracemalloc_peak_mib": tracemalloc.get_traced_memory()[1] / 2**20}))
     else:
-        print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+        # VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across fork + exec, so a child
+        # would report the bench process's own (larger) peak.
+        status = Path("/proc/self/status").read_text().splitlines()
+        peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+        print(json.dumps({"peak_rss_mib": peak_kib / 1024}))
 
 
 def memory_growth(workdir: Path, sizes=(1000, 10_000), genes: int = 2000) -> dict:
@@ -167,6 +172,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "generain.json")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS), help="what to measure (default: all)")
     parser.add_argument("--memory-child", nargs=4, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -175,19 +181,24 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench_generain."))
     workdir.mkdir(parents=True, exist_ok=True)
-    throughput = workdir / "throughput.h5"
-    simulate_archs4(throughput, n_samples=4000, n_genes=2000, n_series=80, seed=0)
-    record = {"binning": binning_vs_read(throughput)}
-    print("binning:", record["binning"], flush=True)
-    record["memory"] = memory_growth(workdir)
-    print("memory:", record["memory"], flush=True)
-    small = workdir / "small.h5"
-    simulate_archs4(small, n_samples=300, n_genes=600, n_series=30, seed=0)
-    binned = prepare_binned(small, workdir / "small_binned", n_bins=100, qc={"min_nonzero_genes": 100})
-    record["cpu_training"] = cpu_tokens_per_second(binned)
-    print("cpu training:", record["cpu_training"], flush=True)
-    record["gpu_paper_gpt"] = gpu_paper_gpt(workdir) if torch.cuda.is_available() else "no CUDA device"
-    print("gpu:", record["gpu_paper_gpt"], flush=True)
+    record = {}
+    if "binning" in args.parts:
+        throughput = workdir / "throughput.h5"
+        simulate_archs4(throughput, n_samples=4000, n_genes=2000, n_series=80, seed=0)
+        record["binning"] = binning_vs_read(throughput)
+        print("binning:", record["binning"], flush=True)
+    if "memory" in args.parts:
+        record["memory"] = memory_growth(workdir)
+        print("memory:", record["memory"], flush=True)
+    if "cpu" in args.parts:
+        small = workdir / "small.h5"
+        simulate_archs4(small, n_samples=300, n_genes=600, n_series=30, seed=0)
+        binned = prepare_binned(small, workdir / "small_binned", n_bins=100, qc={"min_nonzero_genes": 100})
+        record["cpu_training"] = cpu_tokens_per_second(binned)
+        print("cpu training:", record["cpu_training"], flush=True)
+    if "gpu" in args.parts:
+        record["gpu_paper_gpt"] = gpu_paper_gpt(workdir) if torch.cuda.is_available() else "no CUDA device"
+        print("gpu:", record["gpu_paper_gpt"], flush=True)
     record["load_average_1min"] = os.getloadavg()[0]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(record, indent=2) + "\n")
