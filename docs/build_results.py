@@ -138,7 +138,7 @@ def read_summary(path: Path) -> dict:
 
 def find_datasets(results: list[Path]) -> dict[str, list[tuple[str, Path]]]:
     """{'singlecell': [(dataset, dir)], 'bulk': [(dataset, dir)]} over every results directory."""
-    found: dict[str, list[tuple[str, Path]]] = {"singlecell": [], "bulk": []}
+    found: dict[str, list[tuple[str, Path]]] = {"singlecell": [], "bulk": [], "archs4": []}
     for directory in results:
         if not directory.is_dir():
             raise ResultsError(f"{directory}: results directory not found")
@@ -147,6 +147,8 @@ def find_datasets(results: list[Path]) -> dict[str, list[tuple[str, Path]]]:
                 found["singlecell"].append((dataset_dir.name, dataset_dir))
             if sorted((dataset_dir / "de").glob("*/*/summary.json")):
                 found["bulk"].append((dataset_dir.name, dataset_dir))
+            if sorted((dataset_dir / "generain").glob("*/attribute_summary.tsv")):
+                found["archs4"].append((dataset_dir.name, dataset_dir))
     return found
 
 
@@ -294,6 +296,48 @@ def de_page(datasets, results, config) -> tuple[list[str], list[Path]]:
     return header("Differential expression: NB-VAE vs pyDESeq2", results, config, inputs) + body, inputs
 
 
+GENERAIN_SUMMARY_REQUIRED = ["method", "metric", "mean", "median", "attributes"]
+GENERAIN_COMPARISON_REQUIRED = ["first", "second", "metric", "wins", "losses", "median_difference", "wilcoxon_p"]
+
+
+def generain_page(datasets, results, config) -> tuple[list[str], list[Path]]:
+    inputs: list[Path] = []
+    body = [
+        "Gene-attribute prediction from each GeneRAIN embedding (GeneRAIN-vec) and the baselines computed in",
+        "the same run (random, truncated SVD and co-expression eigenvectors of the binned training matrix):",
+        "out-of-fold ROC-AUC and AUPRC of an L2 logistic regression per attribute, same genes and folds for",
+        "every method; mean and median over attributes. Paired comparisons: wins/losses over attributes and",
+        "the Wilcoxon signed-rank p-value. Protocol: [../models/generain.md](../models/generain.md).",
+        "",
+    ]
+    for name, dataset_dir in datasets:
+        body += [f"## `{name}`", ""]
+        for mode_dir in sorted((dataset_dir / "generain").glob("*/")):
+            summary_path = mode_dir / "attribute_summary.tsv"
+            if not summary_path.exists():
+                continue
+            summary = read_tsv(summary_path, GENERAIN_SUMMARY_REQUIRED)
+            wide = summary.pivot(index="method", columns="metric", values="mean")
+            attributes = summary.groupby("method")["attributes"].max()
+            body += [f"### mode `{mode_dir.name}`", "", f"From `{summary_path}`.", ""]
+            rows = [[m, fmt(wide.loc[m].get("roc_auc")), fmt(wide.loc[m].get("auprc")), str(int(attributes[m]))]
+                    for m in wide.index]  # fmt: skip
+            body += markdown_table(["method", "mean ROC-AUC", "mean AUPRC", "attributes"], rows)
+            body.append("")
+            inputs.append(summary_path)
+            comparison_path = mode_dir / "attribute_comparisons.tsv"
+            if comparison_path.exists():
+                table = read_tsv(comparison_path, GENERAIN_COMPARISON_REQUIRED)
+                table = table[table["metric"] == "roc_auc"]
+                body += ["Paired ROC-AUC comparisons (model vs baseline):", ""]
+                rows = [[str(r["first"]), str(r["second"]), fmt(r["wins"]), fmt(r["losses"]),
+                         fmt(r["median_difference"]), fmt(r["wilcoxon_p"])] for r in table.to_dict(orient="records")]  # fmt: skip
+                body += markdown_table(["model", "baseline", "wins", "losses", "median difference", "Wilcoxon p"], rows)
+                body.append("")
+                inputs.append(comparison_path)
+    return header("GeneRAIN: gene-attribute prediction", results, config, inputs) + body, inputs
+
+
 def build(results: list[Path], out: Path, config: str | None = None) -> list[Path]:
     """Write the pages for whatever the results directories hold; returns the files written."""
     datasets = find_datasets(results)
@@ -305,10 +349,13 @@ def build(results: list[Path], out: Path, config: str | None = None) -> list[Pat
             pages.append(("truth.md", truth_lines, truth_inputs))
     if datasets["bulk"]:
         pages.append(("de.md", *de_page(datasets["bulk"], results, config)))
+    if datasets["archs4"]:
+        pages.append(("generain.md", *generain_page(datasets["archs4"], results, config)))
     if not pages:
         raise ResultsError(
-            f"{', '.join(map(str, results))}: no scib.tsv or summary.json found "
-            "(expected {d}/integration/scib.tsv or {d}/de/{contrast}/{mode}/summary.json)"
+            f"{', '.join(map(str, results))}: no scib.tsv or summary.json or attribute_summary.tsv found "
+            "(expected {d}/integration/scib.tsv, {d}/de/{contrast}/{mode}/summary.json or "
+            "{d}/generain/{mode}/attribute_summary.tsv)"
         )
     out.mkdir(parents=True, exist_ok=True)
     written = []

@@ -40,6 +40,9 @@ def test_shipped_configs_validate(extra):
         if dataset["kind"] == "bulk":
             assert dataset["nbvae"]["modes"], "defaults filled in nested objects"
             assert "permutations" in dataset["enrich"]
+        elif dataset["kind"] == "archs4":
+            assert dataset["generain"]["modes"] and "min_total_counts" in dataset["generain"]["qc"]
+            assert "baseline_samples" in dataset["attributes"]
         else:
             assert dataset["genex"]["modes"] and "n_top_genes" in dataset["normalize"]
 
@@ -52,6 +55,9 @@ PRESENCE_KEYS = {
     "$defs.singlecell_dataset.simulate",
     "$defs.singlecell_dataset.pseudobulk",
     "$defs.singlecell_source.cell_metadata",
+    "$defs.archs4_dataset.simulate",
+    "$defs.archs4_dataset.from_tables",
+    "$defs.archs4_dataset.counts",
 }
 
 

@@ -179,3 +179,22 @@ def test_gallery_missing_figure_is_named(tmp_path, capsys):
     assert "nope.png" in capsys.readouterr().err
     assert build_gallery.main(args + ["--figure", "sim_pbmc/figures/nope.png", "--skip-missing"]) == 0
     assert (tmp_path / "g" / "sim_pbmc_umap_batch.png").exists()
+
+
+def test_generain_page_tabulates_attribute_summaries(tmp_path):
+    mode_dir = tmp_path / "results" / "sim_archs4" / "generain" / "corrected"
+    mode_dir.mkdir(parents=True)
+    (mode_dir / "attribute_summary.tsv").write_text(
+        "method\tmetric\tmean\tmedian\tq25\tq75\tattributes\n"
+        "gpt_seed0\troc_auc\t0.97\t0.98\t0.9\t1.0\t6\ngpt_seed0\tauprc\t0.8\t0.8\t0.7\t0.9\t6\n"
+        "random\troc_auc\t0.51\t0.5\t0.45\t0.55\t6\nrandom\tauprc\t0.1\t0.1\t0.1\t0.1\t6\n"
+    )
+    (mode_dir / "attribute_comparisons.tsv").write_text(
+        "first\tsecond\tmetric\tattributes\twins\tlosses\tties\tmedian_difference\twilcoxon_p\n"
+        "gpt_seed0\trandom\troc_auc\t6\t6\t0\t0\t0.46\t0.03125\n"
+    )
+    written = build_results.build([tmp_path / "results"], tmp_path / "out")
+    page = (tmp_path / "out" / "generain.md").read_text()
+    assert tmp_path / "out" / "generain.md" in written
+    assert "| gpt_seed0 | 0.970 | 0.800 | 6 |" in page and "| random | 0.510 | 0.100 | 6 |" in page
+    assert "| gpt_seed0 | random | 6 | 0 | 0.460 | 0.0312 |" in page

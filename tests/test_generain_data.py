@@ -140,6 +140,21 @@ def test_boundaries_deterministic_and_batch_independent(archs4, tmp_path):
     assert bins[0, 0] == 1 and bins[0, 1] == bins[0, 2]  # ties share a bin
 
 
+def test_compiled_search_equals_numpy_searchsorted():
+    # The reference: numpy's searchsorted gene by gene, zeros to bin 1 (the loop transform replaced).
+    rng = np.random.default_rng(5)
+    values = np.where(rng.random((40, 300)) < 0.3, 0.0, rng.gamma(2.0, 1.0, (40, 300)))
+    values[:, :10] = np.round(values[:, :10], 1)  # exact ties with boundaries below
+    boundaries = np.sort(rng.gamma(2.0, 1.0, (40, 25)).astype(np.float32), axis=1)
+    boundaries[0] = np.inf  # a gene never non-zero in the boundary subsample
+    boundaries[1, :5] = np.float32(1.0)  # repeated boundaries
+    reference = np.ones(values.shape, dtype=np.uint16)
+    for g, row in enumerate(values):
+        nonzero = row > 0
+        reference[g, nonzero] = 2 + np.searchsorted(boundaries[g], row[nonzero], side="right")
+    np.testing.assert_array_equal(transform(values, boundaries), reference)
+
+
 def test_rank_bins_faithful():
     values = np.array([[0.0, 3.0, 1.0, 2.0, 0.0, 4.0]])
     np.testing.assert_array_equal(rank_bins(values, n_bins=5), [[1, 4, 2, 3, 1, 5]])

@@ -10,7 +10,7 @@ import torch
 from deepexpr.data.archs4 import prepare_binned, simulate_archs4
 from deepexpr.errors import InputError
 from deepexpr.models.generain import GeneRAIN
-from deepexpr.models.generain.model import IGNORE, tokenize
+from deepexpr.models.generain.model import IGNORE, centred_levels, tokenize
 from deepexpr.models.generain.module import FIRST_GENE, MASK, PAD
 from deepexpr.models.generain.settings import MODE_DEFAULTS, SWITCHES
 
@@ -58,6 +58,24 @@ def test_tokenize_order_levels_and_ties():
     assert zeros["valid"][0].tolist() == [True, False, False] and zeros["levels"][0].tolist() == [100, 1, 1]
     unordered = tokenize(bins, seq_len=4, n_levels=4, stable=True, sorted_output=False)
     assert sorted(unordered["genes"][0].tolist()) == sorted(tokens["genes"][0].tolist())
+
+
+def test_centred_levels_remove_the_gene_mean():
+    # Gene 0 is always high, gene 1 always low: raw levels follow the gene; centred levels follow
+    # each gene's deviation from its own mean (sample 0: gene 1 above its mean, gene 0 below).
+    bins = torch.tensor([[90.0, 30.0, 50.0, 1.0]])
+    valid = torch.tensor([[True, True, True, False]])
+    mean, sd = torch.tensor([[95.0, 20.0, 50.0, 1.0]]), torch.ones(1, 4)
+    assert centred_levels(bins, valid, mean, sd, n_levels=3).tolist() == [[1, 3, 2, 1]]
+
+
+def test_gene_centred_switch_changes_only_bert_expression_levels(small):
+    model = GeneRAIN(small, variant="bert_expression", expression_levels="gene_centred", **TINY)
+    assert model.module.gene_bin_sd.min() > 0 and model.module.gene_bin_mean.max() > 1
+    bins = model._rows(model.train_data, np.arange(4))
+    inputs, labels = model._batch_inputs(bins, torch.Generator().manual_seed(0))
+    scored = labels != IGNORE
+    assert scored.any() and labels[scored].min() >= 1 and labels[scored].max() <= TINY.get("n_levels", 100)
 
 
 def test_masking_per_mode(small):

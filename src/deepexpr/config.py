@@ -113,6 +113,9 @@ def _check_cross_fields(config: dict) -> None:
         if dataset["kind"] == "singlecell":
             _check_singlecell(dataset, key)
             continue
+        if dataset["kind"] == "archs4":
+            _check_archs4(dataset, key)
+            continue
         if "simulate" not in dataset:
             for needed in ("counts", "sample_sheet"):
                 if not dataset.get(needed):
@@ -159,6 +162,14 @@ def _check_singlecell(dataset: dict, key: str) -> None:
         raise InputError("config", f"key {key}.pseudobulk: test and reference are both '{pseudobulk['test']}'")
     if dataset["explain"]["baseline"] == "reference_batch_mean" and not dataset["explain"]["reference_level"]:
         raise InputError("config", f"key {key}.explain.reference_level: required with baseline reference_batch_mean")
+
+
+def _check_archs4(dataset: dict, key: str) -> None:
+    origins = [name for name in ("simulate", "from_tables", "counts") if name in dataset]
+    if len(origins) != 1:
+        raise InputError(
+            "config", f"key {key}: exactly one of simulate, from_tables, counts is required (got {origins or 'none'})"
+        )
 
 
 def design_terms(design: str) -> list[str]:

@@ -23,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from deepexpr.enrich import read_gmt
 from deepexpr.errors import InputError
+from deepexpr.io import atomic_path
 
 
 
@@ -129,3 +130,28 @@ def summarise(scores: pd.DataFrame) -> pd.DataFrame:
         "mean": grouped.mean(), "median": grouped.median(),
         "q25": grouped.quantile(0.25), "q75": grouped.quantile(0.75), "attributes": grouped.size(),
     }).reset_index()  # fmt: skip
+
+
+def read_gene_list(path, column: str | None = None) -> list[str]:
+    """Gene symbols of a list file: the named ``column`` of a CSV/TSV with a header, or else the
+    first whitespace-separated field of every non-empty line (plain lists, TSVs without header).
+    Raises an InputError naming the file when the column is missing or no gene is listed."""
+    if column is not None:
+        table = pd.read_csv(path, sep="," if str(path).endswith(".csv") else "\t", dtype=str)
+        if column not in table.columns:
+            raise InputError(path, f"no column {column!r} (columns: {list(table.columns)})")
+        genes = table[column].dropna().str.strip().tolist()
+    else:
+        with open(path, encoding="utf-8") as handle:
+            genes = [line.split()[0] for line in handle if line.strip()]
+    genes = list(dict.fromkeys(g for g in genes if g))
+    if not genes:
+        raise InputError(path, "no gene listed")
+    return genes
+
+
+def write_gene_sets(gene_sets: Mapping[str, Sequence[str]], path) -> None:
+    """Write ``{name: genes}`` as GMT (description column = ``na``), atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as handle:
+        for name, genes in gene_sets.items():
+            handle.write("\t".join([name, "na", *genes]) + "\n")

@@ -102,12 +102,14 @@ def coexpression_embedding(matrix: np.ndarray, genes: Sequence[str], dim: int) -
     """Co-expression baseline: the top ``dim`` eigenvectors (scaled by eigenvalue) of the gene x gene
     Pearson correlation matrix of the (samples x genes) expression matrix.
 
-    Constant genes get zero correlation with everything.
+    Computed from the SVD of the standardised samples x genes matrix (correlation = Z'Z / n, so its
+    eigenvectors are Z's right singular vectors), which never forms the genes x genes matrix:
+    tens of thousands of genes fit in memory. Constant genes get zero correlation with everything.
     """
-    with np.errstate(invalid="ignore", divide="ignore"):  # constant genes: 0/0, set to 0 below
-        correlation = np.nan_to_num(np.corrcoef(matrix, rowvar=False))
-    values, vectors = np.linalg.eigh(correlation)
-    dim = min(dim, len(values))
-    top = np.argsort(values)[::-1][:dim]
-    embedding = (vectors[:, top] * values[top]).astype(np.float32)
+    centred = matrix - matrix.mean(axis=0, keepdims=True)
+    norms = np.linalg.norm(centred, axis=0)
+    standardised = centred / np.where(norms > 0, norms, 1.0)
+    _, singular, right = np.linalg.svd(standardised, full_matrices=False)
+    dim = min(dim, len(singular))
+    embedding = (right[:dim].T * singular[:dim] ** 2).astype(np.float32)
     return pd.DataFrame(embedding, index=pd.Index(list(genes), name="gene"), columns=[f"dim{k + 1}" for k in range(dim)])

@@ -178,6 +178,22 @@ def read_vocabulary(path: PathLike) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def biotype_vocabulary(path: PathLike, biotypes: Sequence[str]) -> list[str]:
+    """Symbols of the file's genes whose ``meta/genes/biotype`` is one of ``biotypes`` (e.g. the
+    original's protein-coding + lncRNA vocabulary); an InputError naming the file and key if the
+    field is missing or no gene matches."""
+    with h5py.File(path, "r") as handle:
+        if "meta/genes/biotype" not in handle:
+            raise InputError(path, "no 'meta/genes/biotype' field (needed for gene_biotypes)")
+        biotype = _decode(handle["meta/genes/biotype"][:])
+        symbol_field = next((f for f in SYMBOL_FIELDS if f in handle), SYMBOL_FIELDS[0])
+        symbols = _decode(handle[symbol_field][:])
+    genes = [str(s) for s, b in zip(symbols, biotype) if b in set(biotypes)]
+    if not genes:
+        raise InputError(path, f"'meta/genes/biotype' has no gene of biotype {list(biotypes)}")
+    return genes
+
+
 @dataclass(frozen=True)
 class GeneMap:
     """How file rows become model genes: ``genes`` (output order) and ``matrix`` (genes x file rows).

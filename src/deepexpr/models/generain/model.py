@@ -47,6 +47,8 @@ ONECYCLE_TOTAL, ONECYCLE_DIV, ONECYCLE_FREEZE = 40, 5.0, 30
 # Validation mini-batches per evaluation: bounds evaluation time on large validation splits.
 VALIDATION_BATCHES = 64
 FINGERPRINT_ROWS = 4096
+# Training rows (evenly spaced) behind each gene's bin mean and sd for gene-centred levels.
+GENE_STATS_ROWS = 10_000
 
 
 def tokenize(bins: torch.Tensor, seq_len: int, n_levels: int, stable: bool, sorted_output: bool = True) -> dict:
@@ -74,6 +76,21 @@ def tokenize(bins: torch.Tensor, seq_len: int, n_levels: int, stable: bool, sort
     level_of_gene = torch.empty_like(bins).scatter_(1, order, levels)
     top = order[:, :length] if sorted_output else torch.topk(bins, length, dim=1, sorted=False).indices
     return {"genes": top + FIRST_GENE, "levels": level_of_gene.gather(1, top), "valid": bins.gather(1, top) > 1}
+
+
+def centred_levels(bins: torch.Tensor, valid: torch.Tensor, mean: torch.Tensor, sd: torch.Tensor, n_levels: int):
+    """Within-sample levels 1..n_levels of (bin - gene mean) / gene sd over the valid positions.
+
+    ``bins``, ``valid``, ``mean`` and ``sd`` are batch x L (the sequence's genes); invalid
+    positions get level 1. Ties keep position order.
+    """
+    centred = torch.where(valid, (bins - mean) / sd, -torch.inf)
+    order = torch.sort(centred, dim=1, stable=True).indices
+    rank = torch.empty_like(order).scatter_(1, order, torch.arange(bins.shape[1], device=bins.device).expand_as(order))
+    n = valid.sum(dim=1, keepdim=True)
+    ascending_rank = rank - (bins.shape[1] - n)
+    quantile = torch.div((ascending_rank + 1) * n_levels + n.clamp(min=1) - 1, n.clamp(min=1), rounding_mode="floor")
+    return torch.where(valid, quantile, 1)
 
 
 class GeneRAIN(BaseModel):
@@ -119,6 +136,23 @@ class GeneRAIN(BaseModel):
                 variant, len(self.genes), c["d_model"], c["n_layers"], c["n_heads"], c["d_ff"], c["dropout"],
                 c["layer_norm_eps"], c["seq_len"], c["n_levels"],
             )  # fmt: skip
+            if variant == "bert_expression":
+                mean, sd = self._gene_bin_stats()
+                self.module.gene_bin_mean.copy_(mean)
+                self.module.gene_bin_sd.copy_(sd)
+
+    def _gene_bin_stats(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and sd (floored at 1e-3) of each gene's bin over up to 10,000 evenly spaced training rows."""
+        data = self.train_data
+        picked = np.unique(np.linspace(0, len(data.rows) - 1, min(len(data.rows), GENE_STATS_ROWS)).astype(np.int64))
+        total, squares = np.zeros(len(self.genes)), np.zeros(len(self.genes))
+        for start in range(0, len(picked), FINGERPRINT_ROWS):
+            rows = np.asarray(data.bins[data.rows[picked[start : start + FINGERPRINT_ROWS]]], dtype=np.float64)
+            total += rows.sum(axis=0)
+            squares += (rows**2).sum(axis=0)
+        mean = total / len(picked)
+        sd = np.sqrt(np.maximum(squares / len(picked) - mean**2, 0.0))
+        return torch.from_numpy(mean).float(), torch.from_numpy(np.maximum(sd, 1e-3)).float()
 
     # --------------------------------------------------------------- base hooks
     @classmethod
@@ -155,6 +189,12 @@ class GeneRAIN(BaseModel):
             random_ids = torch.randint(FIRST_GENE, FIRST_GENE + len(self.genes), genes.shape, generator=generator)
             tokens = _mask_80_10_10(genes, chosen, draw, MASK, random_ids.to(bins.device))
             return {"tokens": tokens, "genes": genes, "valid": valid}, labels
+        if c["expression_levels"] == "gene_centred":
+            index = genes - FIRST_GENE
+            levels = centred_levels(
+                bins.gather(1, index).float(), valid, self.module.gene_bin_mean[index],
+                self.module.gene_bin_sd[index], c["n_levels"],
+            )  # fmt: skip
         labels = torch.where(chosen, levels, IGNORE)
         random_levels = torch.randint(1, c["n_levels"] + 1, levels.shape, generator=generator).to(bins.device)
         tokens = _mask_80_10_10(levels, chosen, draw, 0, random_levels)

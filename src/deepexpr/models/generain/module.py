@@ -80,6 +80,9 @@ class GeneRAINModule(nn.Module):
         self.gene_embedding = nn.Embedding(n_genes + FIRST_GENE, d_model)
         if variant == "bert_expression":
             self.level_embedding = nn.Embedding(n_levels + 1, d_model)
+            # Per-gene centre and scale of the training bins (for gene-centred levels), saved with the weights.
+            self.register_buffer("gene_bin_mean", torch.zeros(n_genes))
+            self.register_buffer("gene_bin_sd", torch.ones(n_genes))
         else:
             self.position_embedding = nn.Embedding(seq_len, d_model)
         gpt = variant == "gpt"

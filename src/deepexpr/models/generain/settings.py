@@ -13,6 +13,11 @@ SWITCHES = {
     "mask_token": ("pad_id", "dedicated"),  # R6
     "gpt_zero_labels": ("included", "ignored"),  # R7
     "rank_ties": ("argsort", "stable"),  # R8
+    # BERT-expression's levels: the within-sample quantile of the gene's bin (the original), or of
+    # the bin centred and scaled by the gene's training mean and sd (so the gene's own typical level
+    # no longer predicts its masked level). Not a flaw fix: same default in both modes
+    # (docs/decisions/generain.md: it did not raise planted-module recovery).
+    "expression_levels": ("within_sample", "gene_centred"),
 }
 
 _ARCHITECTURE = {
@@ -38,6 +43,7 @@ MODE_DEFAULTS = {
         "mask_token": "pad_id",
         "gpt_zero_labels": "included",
         "rank_ties": "argsort",
+        "expression_levels": "within_sample",
         **_ARCHITECTURE,
         "lr": 1e-4,
         "warmup_fraction": 0.2,
@@ -50,6 +56,7 @@ MODE_DEFAULTS = {
         "mask_token": "dedicated",
         "gpt_zero_labels": "ignored",
         "rank_ties": "stable",
+        "expression_levels": "within_sample",
         **_ARCHITECTURE,
         "lr": 1e-4,
         "warmup_fraction": 0.05,
