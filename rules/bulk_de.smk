@@ -221,7 +221,7 @@ rule enrich:
         "benchmarks/{dataset}/enrich/{contrast}_{method}_{collection}.tsv"
     conda:
         "../envs/enrich.yaml"
-    threads: 1
+    threads: config["threads"]
     params:
         id_type=lambda wildcards: collections(wildcards.dataset)[wildcards.collection][
             "id_type"
