@@ -216,12 +216,13 @@ class NBVAE(BaseModel):
         return -per_sample_log_p.mean(), per_sample_kl.mean(), elbo
 
     def _dispersion_penalty(self) -> torch.Tensor | float:
-        """Negative log of a normal prior on the learned log theta_g around their mean across genes,
-        sd ``dispersion_prior_sd`` (none when unset or theta is not learned).
+        """Negative log of a normal prior on each learned log theta_g around its start, sd
+        ``dispersion_prior_sd`` (none when unset or theta is not learned).
 
         Without it a decoder that memorises a gene's few replicates sends that gene's theta to
         1e5-1e9 (no noise left to model); DESeq2 shrinks its gene-wise dispersions towards a
-        trend for the same reason. The prior is a global term, so it is added once per data set:
+        trend for the same reason. A prior around the genes' common mean instead let every theta
+        drift up together (docs/decisions/nbvae.md). The prior is a global term, so it is added once per data set:
         divided by the number of samples where the loss is a per-sample mean (``kl="elbo"``).
         """
         sd = self.config["dispersion_prior_sd"]
@@ -369,7 +370,12 @@ class NBVAE(BaseModel):
         theta = self.get_dispersion()
         start = np.broadcast_to(self._log_theta_start.exp().numpy().astype(float), (len(self.genes),))
         return pd.DataFrame(
-            {"gene_id": np.asarray(self.genes, dtype=str), "theta": theta.to_numpy(), "dispersion": 1 / theta.to_numpy(), "start_theta": start}
+            {
+                "gene_id": np.asarray(self.genes, dtype=str),
+                "theta": theta.to_numpy(),
+                "dispersion": 1 / theta.to_numpy(),
+                "start_theta": start,
+            }
         )
 
     @torch.no_grad()
