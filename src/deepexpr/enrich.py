@@ -130,7 +130,7 @@ def prerank(
     mean null ES.
     """
     if engine not in PRERANK_ENGINES:
-        raise InputError("enrich.engine", f"expected one of {list(PRERANK_ENGINES)}, got {engine!r}")
+        raise InputError("engine", f"expected one of {list(PRERANK_ENGINES)}, got {engine!r}")
     if ranking.index.duplicated().any():
         duplicated = ranking.index[ranking.index.duplicated()].unique()[:5].tolist()
         raise ValueError(f"ranking has duplicate gene ids, e.g. {duplicated}")
@@ -306,7 +306,7 @@ def enrich_method_table(
     threads: int = 1,
 ) -> pd.DataFrame:
     """Enrichment of one method's DE table with the workflow's rules for up/down genes
-    (prerank with ``settings["engine"]`` on ``threads`` threads).
+    (prerank with gseapy on ``threads`` threads).
 
     ``deseq2``: called = padj < ``padj`` and |log2FC| > ``min_abs_log2fc``, ranked by the shrunk
     LFC (unshrunk where shrinkage is undefined). ``generative_corrected``: the model's
@@ -337,5 +337,4 @@ def enrich_method_table(
         seed=seed,
         threads=threads,
         source=source,
-        engine=settings["engine"],
     )
