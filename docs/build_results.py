@@ -47,6 +47,8 @@ TRUTH_REQUIRED = ["run", "pearson_median", "mse", "w1"]
 TRUTH_OPTIONAL = ["pearson_median_batch_genes", "de_precision", "de_recall", "de_f1", "de_auprc"]
 SUMMARY_REQUIRED = ["contrast", "mode", "n_genes", "n_deseq2_padj05", "pearson_lfc", "spearman_lfc"]
 SUMMARY_OPTIONAL = ["n_deseq2_na", "naive_pearson_lfc", "n_generative_called"]
+DE_STATISTICS_REQUIRED = ["method", "nominal_fdr", "n_called", "jaccard_deseq2", "pearson_lfc_deseq2"]
+DISPERSION_REQUIRED = ["estimate", "genes", "n_genes", "pearson_log", "spearman", "median_log2_ratio"]
 #: Reference row of scib.tsv on simulated data: the batch-free truth scored the same way.
 TRUTH_RUN = "truth"
 
@@ -291,7 +293,11 @@ def de_page(datasets, results, config) -> tuple[list[str], list[Path]]:
                 rows.append(row)
             body += markdown_table(columns, rows)
             body.append("")
-        body.append("Files: " + ", ".join(f"`{p}`" for p in paths))
+        statistics_lines, statistics_paths = de_statistics_section(dataset_dir)
+        dispersion_lines, dispersion_paths = dispersion_section(dataset_dir)
+        body += statistics_lines + dispersion_lines
+        inputs += statistics_paths + dispersion_paths
+        body.append("Files: " + ", ".join(f"`{p}`" for p in paths + statistics_paths + dispersion_paths))
         body.append("")
     return header("Differential expression: NB-VAE vs pyDESeq2", results, config, inputs) + body, inputs
 
@@ -336,6 +342,69 @@ def generain_page(datasets, results, config) -> tuple[list[str], list[Path]]:
                 body.append("")
                 inputs.append(comparison_path)
     return header("GeneRAIN: gene-attribute prediction", results, config, inputs) + body, inputs
+
+
+def with_seed_spread(row: pd.Series, metric: str) -> str:
+    """The seed-pooled value, then mean ± sd over the seeds' own posteriors where there are seeds."""
+    value = fmt(row.get(metric))
+    mean, sd = row.get(f"{metric}_seed_mean"), row.get(f"{metric}_seed_sd")
+    if mean is not None and not pd.isna(mean):
+        value += f" ({fmt(mean)} ± {fmt(sd)})"
+    return value
+
+
+def de_statistics_section(dataset_dir: Path) -> tuple[list[str], list[Path]]:
+    """pyDESeq2 and the generative statistics at nominal FDRs 1/5/10 % (de_statistics.tsv)."""
+    paths = sorted((dataset_dir / "de").glob("*/de_statistics.tsv"))
+    if not paths:
+        return [], []
+    tables = [(path.parent.name, read_tsv(path, DE_STATISTICS_REQUIRED)) for path in paths]
+    has_truth = all("observed_fdr" in table for _, table in tables)
+    metrics = ["n_called", "observed_fdr", "tpr", "auroc"] if has_truth else []
+    metrics += ["jaccard_deseq2", "pearson_lfc_deseq2", "auroc_deseq2_calls"]
+    lines = [
+        "DE statistics at nominal FDRs of 1, 5 and 10 %: pyDESeq2 (padj below the level) and NB-VAE's",
+        "two generative statistics (corrected mode; calls by posterior expected FDR at the level):",
+        "`nbvae_replicate_error` (decoder LFC + the replicates' moderated error) and",
+        "`nbvae_posterior_predictive` (counts drawn from the fitted NB likelihood). Generative values are",
+        "for the draws pooled over seeds, in brackets mean ± sd over the seeds' own posteriors."
+        + (" Truth: true LFC != 0." if has_truth else ""),
+        "",
+    ]
+    columns = ["contrast", "method", "nominal_fdr", *metrics]
+    rows = []
+    for contrast, table in tables:
+        for _, row in table.iterrows():
+            rows.append([contrast, str(row["method"]), fmt(row["nominal_fdr"]), *[with_seed_spread(row, m) for m in metrics]])
+    return lines + markdown_table(columns, rows) + [""], paths
+
+
+def dispersion_section(dataset_dir: Path) -> tuple[list[str], list[Path]]:
+    """Learned NB-VAE and pyDESeq2 dispersions against the simulated truth (dispersion_vs_truth.tsv)."""
+    path = dataset_dir / "models" / "nbvae" / "corrected" / "dispersion_vs_truth.tsv"
+    if not path.exists():
+        return [], []
+    table = read_tsv(path, DISPERSION_REQUIRED)
+    seeds = table["estimate"].astype(str).str.match(r"^nbvae_seed\d+$")
+    metrics = ["pearson_log", "spearman", "median_log2_ratio", "median_abs_log2_ratio"]
+    rows = []
+    for genes, group in table.groupby("genes", sort=False):
+        for _, row in group[~seeds.loc[group.index]].iterrows():
+            rows.append([str(row["estimate"]), str(genes), fmt(int(row["n_genes"])), *[fmt(row.get(m)) for m in metrics]])
+        learned = group[seeds.loc[group.index]]
+        if len(learned):
+            spread = [
+                f"{fmt(learned[m].mean())} ± {fmt(learned[m].std(ddof=1))}" if len(learned) > 1 else fmt(learned[m].iloc[0])
+                for m in metrics
+            ]
+            rows.append([f"nbvae learned ({len(learned)} seeds, mean ± sd)", str(genes), fmt(int(learned["n_genes"].iloc[0])), *spread])
+    lines = [
+        "Gene-wise dispersion against the simulator's true dispersion (log space): pyDESeq2's MAP",
+        "dispersions, NB-VAE's method-of-moments start and its learned dispersion (corrected mode).",
+        "`median_log2_ratio` > 0: the estimate is more dispersed than the truth.",
+        "",
+    ]
+    return lines + markdown_table(["estimate", "genes", "n_genes", *metrics], rows) + [""], [path]
 
 
 def build(results: list[Path], out: Path, config: str | None = None) -> list[Path]:

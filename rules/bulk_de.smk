@@ -14,6 +14,7 @@ rule train_nbvae:
         model="results/{dataset}/models/nbvae/{mode}/seed{seed}/model.pt",
         history="results/{dataset}/models/nbvae/{mode}/seed{seed}/history.tsv",
         latent="results/{dataset}/models/nbvae/{mode}/seed{seed}/latent.tsv",
+        dispersion="results/{dataset}/models/nbvae/{mode}/seed{seed}/dispersion.tsv",
     log:
         "logs/{dataset}/train_nbvae/{mode}_seed{seed}.log",
     benchmark:
@@ -84,8 +85,80 @@ rule generative_de:
     params:
         contrast=contrast_of,
         settings=lambda wildcards: nbvae_block(wildcards.dataset),
+        statistic="replicate_error",
     script:
         "../workflow_scripts/bulk_de/generative_de.py"
+
+
+# The same posterior draws, with the model's own NB noise instead of the replicates' error.
+rule generative_de_predictive:
+    input:
+        adata="results/{dataset}/data/prepared.h5ad",
+        models=nbvae_models,
+    output:
+        table="results/{dataset}/de/{contrast}/{mode}/generative_posterior_predictive.tsv",
+    log:
+        "logs/{dataset}/generative_de_predictive/{contrast}_{mode}.log",
+    benchmark:
+        "benchmarks/{dataset}/generative_de_predictive/{contrast}_{mode}.tsv"
+    wildcard_constraints:
+        mode="corrected",
+    conda:
+        "../envs/torch.yaml"
+    threads: config["threads"]
+    params:
+        contrast=contrast_of,
+        settings=lambda wildcards: nbvae_block(wildcards.dataset),
+        statistic="posterior_predictive",
+    script:
+        "../workflow_scripts/bulk_de/generative_de.py"
+
+
+# pyDESeq2 and both generative statistics at nominal FDRs 1/5/10 % (calibration on simulated data).
+rule de_statistics:
+    input:
+        unpack(de_statistics_inputs),
+    output:
+        table=report(
+            "results/{dataset}/de/{contrast}/de_statistics.tsv",
+            caption=f"{REPORT_CAPTIONS}/de_statistics.rst",
+            category="{dataset}",
+            subcategory="{contrast} tables",
+            labels={"table": "DE statistics"},
+        ),
+    log:
+        "logs/{dataset}/de_statistics/{contrast}.log",
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    params:
+        contrast=contrast_of,
+    script:
+        "../workflow_scripts/bulk_de/de_statistics.py"
+
+
+# Learned NB-VAE and pyDESeq2 dispersions against the simulator's true dispersions.
+rule dispersion_truth:
+    input:
+        truth="results/{dataset}/data/truth.tsv",
+        deseq2="results/{dataset}/models/deseq2_dispersions.tsv",
+        nbvae=corrected_dispersions,
+    output:
+        table=report(
+            "results/{dataset}/models/nbvae/corrected/dispersion_vs_truth.tsv",
+            caption=f"{REPORT_CAPTIONS}/dispersion_truth.rst",
+            category="{dataset}",
+            subcategory="Training",
+        ),
+    log:
+        "logs/{dataset}/dispersion_truth.log",
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    script:
+        "../workflow_scripts/bulk_de/dispersion_truth.py"
 
 
 # Cheap table work: runs where snakemake runs (as do the figure rules).
@@ -148,7 +221,7 @@ rule enrich:
         "benchmarks/{dataset}/enrich/{contrast}_{method}_{collection}.tsv"
     conda:
         "../envs/enrich.yaml"
-    threads: 1
+    threads: config["threads"]
     params:
         id_type=lambda wildcards: collections(wildcards.dataset)[wildcards.collection][
             "id_type"

@@ -49,7 +49,7 @@ OUTLIER_GENE = "g0001"
 @pytest.fixture(scope="module")
 def simulated():
     """A small simulated data set with one planted single-sample outlier."""
-    simulation = simulate_bulk(n_genes=400, seed=11)
+    simulation = simulate_bulk(n_genes=400, seed=11, preset="easy")
     counts = simulation.counts.drop(columns="Length")
     counts.loc[OUTLIER_GENE] = [200] * 11 + [40000]
     matched = match_samples(counts, simulation.samples, "counts", "samples")

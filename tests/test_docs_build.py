@@ -198,3 +198,29 @@ def test_generain_page_tabulates_attribute_summaries(tmp_path):
     assert tmp_path / "out" / "generain.md" in written
     assert "| gpt_seed0 | 0.970 | 0.800 | 6 |" in page and "| random | 0.510 | 0.100 | 6 |" in page
     assert "| gpt_seed0 | random | 6 | 0 | 0.460 | 0.0312 |" in page
+
+
+def test_de_statistics_and_dispersion_sections(results, tmp_path):
+    de_dir = results / "sim_bulk" / "de" / "luminal_vs_basal"
+    (de_dir / "de_statistics.tsv").write_text(
+        "method\tnominal_fdr\tn_seeds\tn_called\tjaccard_deseq2\tobserved_fdr\ttpr\tauroc_deseq2_calls\tpearson_lfc_deseq2\tauroc\tauprc"
+        "\tn_called_seed_mean\tn_called_seed_sd\tobserved_fdr_seed_mean\tobserved_fdr_seed_sd\n"
+        "deseq2\t0.05\t0\t120\t1.0\t0.061\t0.4\t1.0\t1.0\t0.91\t0.7\t\t\t\t\n"
+        "nbvae_posterior_predictive\t0.05\t2\t150\t0.5\t0.12\t0.45\t0.9\t0.95\t0.9\t0.6\t140\t7.5\t0.11\t0.02\n"
+    )
+    dispersion = results / "sim_bulk" / "models" / "nbvae" / "corrected" / "dispersion_vs_truth.tsv"
+    dispersion.parent.mkdir(parents=True)
+    dispersion.write_text(
+        "estimate\tgenes\tn_genes\tpearson_log\tspearman\tmedian_log2_ratio\tmedian_abs_log2_ratio\n"
+        "deseq2_map\tall\t1990\t0.7\t0.68\t0.1\t0.5\n"
+        "nbvae_seed0\tall\t2000\t0.6\t0.6\t-1.0\t1.2\n"
+        "nbvae_seed1\tall\t2000\t0.8\t0.7\t-1.2\t1.4\n"
+    )
+    out = tmp_path / "o"
+    build_results.build([results], out)
+    de = (out / "de.md").read_text()
+    assert "| luminal_vs_basal | deseq2 | 0.0500 | 120 | 0.0610 | 0.400 | 0.910 | 1.000 | 1.000 | 1.000 |" in de
+    assert "| luminal_vs_basal | nbvae_posterior_predictive | 0.0500 | 150 (140.000 ± 7.500) | 0.120 (0.110 ± 0.0200) |" in de
+    assert "| deseq2_map | all | 1,990 | 0.700 | 0.680 | 0.100 | 0.500 |" in de
+    assert "| nbvae learned (2 seeds, mean ± sd) | all | 2,000 | 0.700 ± 0.141 | 0.650 ± 0.0707 | -1.100 ± 0.141 | 1.300 ± 0.141 |" in de
+    assert str(dispersion) in de

@@ -123,6 +123,21 @@ def test_prerank_ranks_planted_set_first_and_is_deterministic():
     assert list(first.columns) == ENRICH_COLUMNS and len(first) == 13
 
 
+def test_blitzgsea_engine_finds_the_planted_set_with_the_same_columns():
+    scores, sets = planted_ranking()
+    gseapy_table = prerank(scores, sets, permutations=100, seed=11)
+    blitz = prerank(scores, sets, permutations=100, seed=11, engine="blitzgsea")
+    assert list(blitz.columns) == ENRICH_COLUMNS and set(blitz["term"]) == set(gseapy_table["term"])
+    top = blitz.iloc[0]
+    assert top["term"] == "planted" and top["nes"] > 0 and top["padj"] < 0.05
+    assert set(top["genes"].split(";")) <= set(sets["planted"])
+    # Same sign of enrichment as gseapy for every set.
+    merged = blitz.merge(gseapy_table, on="term")
+    assert (np.sign(merged["es_x"]) == np.sign(merged["es_y"])).all()
+    with pytest.raises(InputError, match="engine.*fgsea"):
+        prerank(scores, sets, permutations=10, engine="fgsea")
+
+
 def test_prerank_breaks_score_ties_by_gene_id_not_input_order():
     scores, sets = planted_ranking()
     tied = scores.round(1)  # many equal scores

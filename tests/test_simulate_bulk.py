@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +18,7 @@ LFC_COLUMNS = ["lfc__cell_type__luminal", "lfc__status__pregnant", "lfc__status_
 
 @pytest.fixture(scope="module")
 def simulation():
-    return simulate_bulk(n_genes=1500, seed=7)
+    return simulate_bulk(n_genes=1500, seed=7, preset="easy")
 
 
 def test_shapes_and_layout(simulation):
@@ -40,8 +42,8 @@ def test_shapes_and_layout(simulation):
 
 
 def test_seed_reproducible_and_seed_sensitive(simulation):
-    again = simulate_bulk(n_genes=1500, seed=7)
-    other = simulate_bulk(n_genes=1500, seed=8)
+    again = simulate_bulk(n_genes=1500, seed=7, preset="easy")
+    other = simulate_bulk(n_genes=1500, seed=8, preset="easy")
     pd.testing.assert_frame_equal(simulation.counts, again.counts)
     pd.testing.assert_frame_equal(simulation.truth, again.truth)
     assert simulation.gene_sets == again.gene_sets
@@ -117,3 +119,62 @@ def test_written_files_read_back_through_the_bulk_readers(tmp_path):
     assert {row[0]: row[2:] for row in gmt} == simulation.gene_sets
     assert all(row[1].startswith(("planted module", "null module")) for row in gmt)
     assert not list(tmp_path.rglob("*.part"))
+
+
+# ------------------------------------------------------------------ presets
+def test_easy_preset_is_the_original_simulator_byte_for_byte():
+    # sha256 of counts, truth and modules from the simulator before presets existed (commit be96793).
+    easy = simulate_bulk(n_genes=300, seed=3, preset="easy")
+    digest = hashlib.sha256(
+        easy.counts.to_csv().encode() + easy.truth.to_csv().encode() + repr(sorted(easy.gene_sets.items())).encode()
+    ).hexdigest()
+    assert digest == "53a81dde5e2cfb7617018910fc67d763215e640cccacf40957454e425ec53316"
+
+
+@pytest.fixture(scope="module")
+def realistic():
+    return simulate_bulk(n_genes=1500, seed=7, preset="realistic")
+
+
+def test_realistic_effects_are_continuous_and_mostly_small(realistic):
+    truth = realistic.truth
+    for column, fraction in zip(LFC_COLUMNS, [0.15, 0.08, 0.08]):
+        lfc = truth[column].to_numpy()
+        de = lfc != 0
+        assert de.sum() == round(fraction * 1500)
+        # Exponential |LFC| with mean 0.8: measured 46-51 % of true effects below 0.5, 6-11 % above 2.
+        assert (np.abs(lfc[de]) < 0.5).mean() > 0.3 and (np.abs(lfc[de]) > 2).any()
+        assert (np.abs(lfc[de]) <= 3.0).all()
+
+
+def test_realistic_adds_dispersion_spread_low_counts_and_an_outlier_sample(realistic, simulation):
+    truth, easy_truth = realistic.truth, simulation.truth
+    # Dispersion scatter around the same trend: log-sd 1.0 against easy's 0.5.
+    def scatter(table):
+        trend = 0.05 + 2.0 / table["base_mean"]
+        return np.log(table["dispersion"] / trend).std()
+
+    assert scatter(truth) > 1.6 * scatter(easy_truth)
+    # 15 % of genes moved to base means 0.5-10 (measured 21 % below 10 against easy's 7 %).
+    assert (truth["base_mean"] < 10).mean() > (easy_truth["base_mean"] < 10).mean() + 0.1
+    outlier_columns = [c for c in truth.columns if c.startswith("outlier_log2_effect__")]
+    assert len(outlier_columns) == 1
+    sample = outlier_columns[0].split("__")[1]
+    shift = truth[outlier_columns[0]].to_numpy()
+    assert (shift != 0).sum() == 75
+    # In the outlier sample the shifted genes deviate from their replicate partner by about the shift.
+    samples = realistic.samples.set_index("sample")
+    partner = samples.index[
+        (samples["cell_type"] == samples.loc[sample, "cell_type"])
+        & (samples["status"] == samples.loc[sample, "status"])
+        & (samples.index != sample)
+    ][0]
+    counts = realistic.counts
+    ratio = np.log2(counts[samples.loc[sample, "count_column"]] + 1) - np.log2(counts[samples.loc[partner, "count_column"]] + 1)
+    big = (np.abs(shift) > 2) & (truth["base_mean"].to_numpy() > 50)
+    assert np.corrcoef(ratio[big], shift[big])[0, 1] > 0.8
+
+
+def test_unknown_preset_is_rejected():
+    with pytest.raises(InputError, match=r"simulate.preset.*'hard'"):
+        simulate_bulk(n_genes=100, preset="hard")

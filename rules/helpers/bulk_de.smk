@@ -42,6 +42,16 @@ def nbvae_runs(wildcards, name):
     return [path.replace("model.pt", name) for path in nbvae_models(wildcards)]
 
 
+def corrected_dispersions(wildcards):
+    """One learned dispersion table per training seed of the corrected mode."""
+    return expand(
+        "{results}/{dataset}/models/nbvae/corrected/seed{seed}/dispersion.tsv",
+        results=RESULTS,
+        dataset=wildcards.dataset,
+        seed=nbvae_block(wildcards.dataset)["seeds"],
+    )
+
+
 def collections(dataset):
     """{collection name: {path, id_type}}; simulated data brings its planted modules."""
     found = {
@@ -77,6 +87,20 @@ def contrast_of(wildcards):
     return contrast
 
 
+def de_statistics_inputs(wildcards):
+    """pyDESeq2's table, the corrected mode's generative table(s), and the truth when simulated."""
+    base = f"{RESULTS}/{wildcards.dataset}/de/{wildcards.contrast}"
+    inputs = {
+        "deseq2": f"{base}/deseq2.tsv",
+        "replicate_error": f"{base}/corrected/generative.tsv",
+    }
+    if nbvae_block(wildcards.dataset)["posterior_predictive"]:
+        inputs["posterior_predictive"] = (
+            f"{base}/corrected/generative_posterior_predictive.tsv"
+        )
+    return {**inputs, **truth_input(wildcards)}
+
+
 def truth_input(wildcards):
     if is_simulated(wildcards.dataset):
         return {"truth": f"{RESULTS}/{wildcards.dataset}/data/truth.tsv"}
@@ -109,6 +133,12 @@ def bulk_de_targets(dataset):
         mode=modes,
         figure=per_mode,
     )
+    if "corrected" in modes:
+        targets += expand(
+            "{base}/de/{contrast}/de_statistics.tsv", base=base, contrast=contrasts
+        )
+        if is_simulated(dataset):
+            targets.append(f"{base}/models/nbvae/corrected/dispersion_vs_truth.tsv")
     targets += expand(
         "{base}/figures/{contrast}/enrich_{method}_{collection}_{analysis}.png",
         base=base,

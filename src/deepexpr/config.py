@@ -19,7 +19,7 @@ from .errors import InputError
 URL_SCHEMES = ("http://", "https://", "ftp://")
 #: Keys of a model's config block (``nbvae``, ``genex``) that the workflow uses and the model does
 #: not: which runs to make and how to use them. Everything else in the block is a model setting.
-WORKFLOW_KEYS = ("modes", "seeds", "checkpoint_every", "n_posterior_samples", "delta", "fdr_target")
+WORKFLOW_KEYS = ("modes", "seeds", "checkpoint_every", "n_posterior_samples", "delta", "fdr_target", "posterior_predictive")
 
 
 def _with_defaults(validator_class):

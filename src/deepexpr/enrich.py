@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 ENRICH_COLUMNS = ["analysis", "term", "size", "overlap", "pvalue", "padj", "nes", "es", "genes", "rank"]
 ID_TYPES = ("entrez", "symbol")
+PRERANK_ENGINES = ("gseapy", "blitzgsea")
 
 
 def read_gmt(path: str | os.PathLike, uppercase: bool = False) -> dict[str, list[str]]:
@@ -110,8 +111,11 @@ def prerank(
     seed: int = 123,
     threads: int = 1,
     analysis: str = "prerank",
+    engine: str = "gseapy",
 ) -> pd.DataFrame:
-    """Prerank GSEA (gseapy) of ``ranking`` (gene id -> score, unique ids).
+    """Prerank GSEA of ``ranking`` (gene id -> score, unique ids) with gseapy (default) or
+    blitzgsea (``engine``; its gamma approximation of the null needs far fewer permutations,
+    bench/bench_enrichment.py compares the two on GSE60450).
 
     Non-finite scores are dropped.  Genes are ordered here (score descending,
     ties by gene id) and sets are cut to ranked genes before gseapy sees them,
@@ -120,10 +124,13 @@ def prerank(
     ``size`` = set genes in the ranking; ``genes`` = leading edge; rows sorted
     by nominal p-value, then |NES|. gseapy reports 0 when no permutation reaches
     the observed score; p and q are floored at 1 / (permutations + 1), the
-    smallest value the permutations can support.
+    smallest value the permutations can support. blitzgsea fits a gamma
+    distribution to the permutation null, so its p-values go below that floor;
+    its NES is the normal quantile of the p-value (sign of ES), not ES over the
+    mean null ES.
     """
-    import gseapy  # slow import; only needed here
-
+    if engine not in PRERANK_ENGINES:
+        raise InputError("engine", f"expected one of {list(PRERANK_ENGINES)}, got {engine!r}")
     if ranking.index.duplicated().any():
         duplicated = ranking.index[ranking.index.duplicated()].unique()[:5].tolist()
         raise ValueError(f"ranking has duplicate gene ids, e.g. {duplicated}")
@@ -140,6 +147,17 @@ def prerank(
     columns = ["term", "size", "es", "nes", "pvalue", "padj", "genes"]
     if not sets:
         return _finish(pd.DataFrame(columns=columns), analysis, sort_by=["pvalue", "term"])
+    if engine == "blitzgsea":
+        table = _blitzgsea_prerank(scores, sets, permutations, min_size, max_size, seed, threads)
+    else:
+        table = _gseapy_prerank(scores, sets, permutations, min_size, max_size, seed, threads)
+    table["abs_nes"] = -table["nes"].abs()
+    return _finish(table, analysis, sort_by=["pvalue", "abs_nes", "term"])
+
+
+def _gseapy_prerank(scores, sets, permutations, min_size, max_size, seed, threads) -> pd.DataFrame:
+    import gseapy  # slow import; only needed here
+
     result = gseapy.prerank(
         rnk=scores,
         gene_sets=sets,
@@ -164,8 +182,34 @@ def prerank(
             "genes": result["Lead_genes"],
         }
     )
-    table["abs_nes"] = -table["nes"].abs()
-    return _finish(table, analysis, sort_by=["pvalue", "abs_nes", "term"])
+    return table
+
+
+def _blitzgsea_prerank(scores, sets, permutations, min_size, max_size, seed, threads) -> pd.DataFrame:
+    import blitzgsea  # slow import; only needed here
+
+    # Not centred: gseapy weights genes by the raw score, so blitzgsea must see the same one.
+    result = blitzgsea.gsea(
+        pd.DataFrame({"gene": scores.index, "score": scores.to_numpy()}),
+        sets,
+        permutations=permutations,
+        min_size=min_size,
+        max_size=max_size,
+        processes=threads,
+        seed=seed,
+        center=False,
+    )
+    return pd.DataFrame(
+        {
+            "term": result.index.astype(str),
+            "size": [len(sets[term]) for term in result.index],
+            "es": result["es"].astype(float).to_numpy(),
+            "nes": result["nes"].astype(float).to_numpy(),
+            "pvalue": result["pval"].astype(float).to_numpy(),
+            "padj": result["fdr"].astype(float).to_numpy(),
+            "genes": result["leading_edge"].astype(str).str.replace(",", ";").to_numpy(),
+        }
+    )
 
 
 def enrich_de_table(
@@ -184,6 +228,7 @@ def enrich_de_table(
     seed: int = 123,
     threads: int = 1,
     source: str = "DE table",
+    engine: str = "gseapy",
 ) -> pd.DataFrame:
     """Enrichment of one DE table: ORA of up and down genes plus prerank GSEA.
 
@@ -225,7 +270,11 @@ def enrich_de_table(
         ranking = pd.Series(lfc.to_numpy(), index=keys.to_numpy()).dropna()
         ranking = ranking.iloc[np.argsort(-ranking.abs().to_numpy(), kind="stable")]
         ranking = ranking[~ranking.index.duplicated()]
-        parts.append(prerank(ranking, gene_sets, permutations, prerank_min_size, prerank_max_size, seed, threads))
+        parts.append(
+            prerank(
+                ranking, gene_sets, permutations, prerank_min_size, prerank_max_size, seed, threads, engine=engine
+            )
+        )
     table = pd.concat([part for part in parts if not part.empty] or parts[:1], ignore_index=True)
     table["genes"] = table["genes"].map(
         lambda genes: ";".join(labels.get(gene, gene) for gene in genes.split(";")) if genes else genes
@@ -254,8 +303,10 @@ def enrich_method_table(
     settings: Mapping,
     seed: int,
     source: str,
+    threads: int = 1,
 ) -> pd.DataFrame:
-    """Enrichment of one method's DE table with the workflow's rules for up/down genes.
+    """Enrichment of one method's DE table with the workflow's rules for up/down genes
+    (prerank with gseapy on ``threads`` threads).
 
     ``deseq2``: called = padj < ``padj`` and |log2FC| > ``min_abs_log2fc``, ranked by the shrunk
     LFC (unshrunk where shrinkage is undefined). ``generative_corrected``: the model's
@@ -284,5 +335,6 @@ def enrich_method_table(
         prerank_max_size=settings["prerank_max_size"],
         permutations=settings["permutations"],
         seed=seed,
+        threads=threads,
         source=source,
     )

@@ -17,5 +17,6 @@ with rule_log(snakemake.log[0]):
         snakemake.params.settings,
         snakemake.params.seed,
         source=snakemake.input.table,
+        threads=snakemake.threads,
     )
     write_table(table, snakemake.output.table)

@@ -1,4 +1,5 @@
-"""Rule generative_de: NB-VAE generative DE of one contrast, pooled over the training seeds."""
+"""Rules generative_de and generative_de_predictive: NB-VAE generative DE of one contrast (one statistic),
+pooled over the training seeds."""
 
 import sys
 
@@ -24,6 +25,7 @@ with rule_log(snakemake.log[0]) as log:
         n_samples=settings["n_posterior_samples"],
         delta=settings["delta"],
         fdr_target=settings["fdr_target"],
+        statistic=snakemake.params.statistic,
     )
-    log.info("%d genes, %d called at expected FDR %.2f", len(table), table["called"].sum(), settings["fdr_target"])
+    log.info("%s: %d genes, %d called at expected FDR %.2f", snakemake.params.statistic, len(table), table["called"].sum(), settings["fdr_target"])
     write_table(table, snakemake.output.table)

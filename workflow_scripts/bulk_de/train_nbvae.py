@@ -29,5 +29,6 @@ with rule_log(snakemake.log[0]) as log:
     log.info("training: %s", model.training_info)
     model.save(snakemake.output.model)
     write_table(model.history, snakemake.output.history)
+    write_table(model.dispersion_table(), snakemake.output.dispersion)
     latent = model.get_latent().join(adata.obs.drop(columns="size_factor"))
     write_table(latent.rename_axis("sample"), snakemake.output.latent, index=True)

@@ -184,7 +184,7 @@ def _mixture_quantiles(weights, means, sds, q: float, iterations: int = 32) -> n
     return (low + high) / 2
 
 
-def _posterior_fdr_calls(prob_de: np.ndarray, fdr_target: float) -> np.ndarray:
+def posterior_fdr_calls(prob_de: np.ndarray, fdr_target: float) -> np.ndarray:
     """scVI "change"-mode calls: the largest prefix of genes sorted by P(DE) descending whose
     mean posterior probability of being null, mean(1 - P), stays <= ``fdr_target``."""
     order = np.argsort(-prob_de, kind="stable")
@@ -227,7 +227,7 @@ def summarise_draws(
     table["prob_de"] = (
         _mixture_cdf(-delta, weights, means, sds) + 1 - _mixture_cdf(delta, weights, means, sds)
     )
-    table["called"] = _posterior_fdr_calls(table["prob_de"].to_numpy(), fdr_target)
+    table["called"] = posterior_fdr_calls(table["prob_de"].to_numpy(), fdr_target)
     return table[DE_COLUMNS]
 
 
@@ -239,7 +239,8 @@ def combine_seeds(
     delta: float = 0.5,
     fdr_target: float = 0.05,
 ) -> pd.DataFrame:
-    """Pool the LFC draws of several seeds into one table, plus ``lfc_mean_seed<k>`` columns.
+    """Pool the LFC draws of several seeds into one table, plus ``lfc_mean_seed<k>`` and
+    ``prob_de_seed<k>`` columns (each seed's own summary, for the spread over seeds).
 
     Pooling the draws (not averaging summaries) makes the pooled likelihood a mixture over
     seeds, so seed-to-seed disagreement widens the intervals and lowers P(DE) as it should.
@@ -257,6 +258,8 @@ def combine_seeds(
     )
     for seed, table in zip(seeds, tables):
         pooled[f"lfc_mean_seed{seed}"] = table["lfc_mean"].to_numpy()
+    for seed, table in zip(seeds, tables):
+        pooled[f"prob_de_seed{seed}"] = table["prob_de"].to_numpy()
     return pooled
 
 
@@ -267,8 +270,10 @@ def generative_de_from_models(
     n_samples: int = 200,
     delta: float = 0.5,
     fdr_target: float = 0.05,
+    statistic: str = "replicate_error",
 ) -> pd.DataFrame:
-    """Generative DE of one contrast pooled over saved models (one per training seed)."""
+    """Generative DE of one contrast pooled over saved models (one per training seed);
+    ``statistic`` as in :meth:`deepexpr.models.nbvae.NBVAE.differential_expression`."""
     # Imported here: the model imports this module's statistics.
     from deepexpr.models.nbvae import NBVAE
 
@@ -276,7 +281,13 @@ def generative_de_from_models(
     tables, draws = [], []
     for model in models:
         table, model_draws = model.differential_expression(
-            contrast, n_samples=n_samples, delta=delta, fdr_target=fdr_target, seed=model.config["seed"], return_draws=True
+            contrast,
+            n_samples=n_samples,
+            delta=delta,
+            fdr_target=fdr_target,
+            seed=model.config["seed"],
+            return_draws=True,
+            statistic=statistic,
         )
         tables.append(table)
         draws.append(model_draws)

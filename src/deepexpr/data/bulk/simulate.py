@@ -6,6 +6,13 @@ trend ``a0 + a1 / mean`` with log-normal gene scatter, additive log2 effects
 per factor level, per-sample size factors, negative binomial counts. Planted
 gene modules are enriched in the up- or down-regulated genes of one factor
 level; null modules are random genes.
+
+Two presets. ``easy`` (the original simulator) plants |LFC| uniform in [1, 3] on a fraction of the
+genes and leaves every other gene at exactly 0: even a plain log2 ratio of group means ranks the
+DE genes almost perfectly, so it cannot separate methods. ``realistic`` draws continuous effect
+sizes (exponential |LFC|, so most true effects are small), spreads the gene-wise dispersions
+around their trend twice as widely, adds a block of low-count genes and makes one sample an
+outlier (a fraction of its genes shifted several-fold), the things that make real bulk DE hard.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ PathLike = str | os.PathLike
 
 DEFAULT_DESIGN = {"cell_type": ["basal", "luminal"], "status": ["virgin", "pregnant", "lactate"]}
 DEFAULT_DE_FRACTION = {"cell_type": 0.15, "status": 0.08}
+PRESETS = ("easy", "realistic")
 
 
 class BulkSimulation(NamedTuple):
@@ -32,7 +40,7 @@ class BulkSimulation(NamedTuple):
 
     counts: pd.DataFrame  # index gene_id; "Length" then one column per sample's count_column
     samples: pd.DataFrame  # sample, count_column, one column per design factor
-    truth: pd.DataFrame  # gene_id, base_mean, dispersion, lfc__<factor>__<level>
+    truth: pd.DataFrame  # gene_id, base_mean, dispersion, lfc__<factor>__<level> (+ outlier_log2_effect__<sample>)
     gene_sets: dict[str, list[str]]  # module name -> gene ids
 
 
@@ -62,6 +70,19 @@ def _planted_effects(
     n_de = int(round(fraction * n_genes))
     chosen = rng.choice(n_genes, size=n_de, replace=False)
     effects[chosen] = rng.uniform(min_abs, max_abs, size=n_de) * rng.choice([-1.0, 1.0], size=n_de)
+    return effects
+
+
+def _continuous_effects(
+    n_genes: int, fraction: float, mean_abs: float, max_abs: float, rng: np.random.Generator
+) -> np.ndarray:
+    """log2 effects: a random ``fraction`` of genes get |LFC| exponential with mean ``mean_abs``
+    (capped at ``max_abs``), random sign: most true effects are small, a few are large."""
+    effects = np.zeros(n_genes)
+    n_de = int(round(fraction * n_genes))
+    chosen = rng.choice(n_genes, size=n_de, replace=False)
+    magnitude = np.minimum(rng.exponential(mean_abs, size=n_de), max_abs)
+    effects[chosen] = magnitude * rng.choice([-1.0, 1.0], size=n_de)
     return effects
 
 
@@ -117,6 +138,13 @@ def simulate_bulk(
     module_size_range: tuple[int, int] = (15, 150),
     module_purity: float = 0.6,
     seed: int = 0,
+    preset: str = "realistic",
+    mean_abs_log2fc: float = 0.8,
+    realistic_dispersion_scatter_sd: float = 1.0,
+    low_count_fraction: float = 0.15,
+    low_count_range: tuple[float, float] = (0.5, 10.0),
+    outlier_gene_fraction: float = 0.05,
+    outlier_log2_sd: float = 2.0,
 ) -> BulkSimulation:
     """Simulate a bulk count matrix with known per-level log2 effects.
 
@@ -128,7 +156,18 @@ def simulate_bulk(
     baseMeans of mouse tissue, roughly 1 to 10^5), size factors log-normal
     with geometric mean 1 (about a two-fold range over 12 samples, as in
     GSE60450), counts NB with mean-dependent dispersion.
+
+    ``preset="easy"`` is exactly that. ``preset="realistic"`` changes four things:
+    DE genes get |LFC| exponential with mean ``mean_abs_log2fc`` (capped at ``max_abs_log2fc``;
+    ``min_abs_log2fc`` is not used), the dispersion scatter around the trend has log-sd
+    ``realistic_dispersion_scatter_sd``, a ``low_count_fraction`` of genes get base means
+    log-uniform in ``low_count_range``, and one random sample is an outlier: a
+    ``outlier_gene_fraction`` of genes get a log2 shift N(0, ``outlier_log2_sd``^2) in that sample
+    only (truth column ``outlier_log2_effect__<sample>``).
     """
+    if preset not in PRESETS:
+        raise InputError("simulate.preset", f"expected one of {list(PRESETS)}, got {preset!r}")
+    realistic = preset == "realistic"
     design = {f: [str(v) for v in levels] for f, levels in (design or DEFAULT_DESIGN).items()}
     de_fraction = dict(de_fraction if de_fraction is not None else DEFAULT_DE_FRACTION)
     missing = [f for f in design if f not in de_fraction]
@@ -140,13 +179,19 @@ def simulate_bulk(
 
     gene_ids = pd.Index([f"g{i + 1:0{max(4, len(str(n_genes)))}d}" for i in range(n_genes)], name="gene_id")
     base_mean = base_mean_median * np.exp(rng.normal(0.0, base_mean_log_sd, size=n_genes))
+    if realistic:
+        low = rng.choice(n_genes, size=int(round(low_count_fraction * n_genes)), replace=False)
+        base_mean[low] = np.exp(rng.uniform(*np.log(low_count_range), size=low.size))
+        dispersion_scatter_sd = realistic_dispersion_scatter_sd
     dispersion = _dispersions(base_mean, dispersion_asymptotic, dispersion_extra_poisson, dispersion_scatter_sd, rng)
     truth = pd.DataFrame({"gene_id": gene_ids, "base_mean": base_mean, "dispersion": dispersion})
     for factor, levels in design.items():
         for level in levels[1:]:
-            truth[f"lfc__{factor}__{level}"] = _planted_effects(
-                n_genes, de_fraction[factor], min_abs_log2fc, max_abs_log2fc, rng
-            )
+            if realistic:
+                effects = _continuous_effects(n_genes, de_fraction[factor], mean_abs_log2fc, max_abs_log2fc, rng)
+            else:
+                effects = _planted_effects(n_genes, de_fraction[factor], min_abs_log2fc, max_abs_log2fc, rng)
+            truth[f"lfc__{factor}__{level}"] = effects
 
     samples = _sample_sheet(design, n_replicates)
     log_size = rng.normal(0.0, size_factor_log_sd, size=len(samples))
@@ -156,6 +201,13 @@ def simulate_bulk(
         for level in levels[1:]:
             in_level = (samples[factor] == level).to_numpy()
             log2_mean[:, in_level] += truth[f"lfc__{factor}__{level}"].to_numpy()[:, None]
+    if realistic:
+        outlier = int(rng.integers(len(samples)))
+        shifted = rng.choice(n_genes, size=int(round(outlier_gene_fraction * n_genes)), replace=False)
+        shift = np.zeros(n_genes)
+        shift[shifted] = rng.normal(0.0, outlier_log2_sd, size=shifted.size)
+        log2_mean[:, outlier] += shift
+        truth[f"outlier_log2_effect__{samples['sample'].iloc[outlier]}"] = shift
     mean = np.exp2(log2_mean)
     size = 1.0 / dispersion[:, None]
     values = rng.negative_binomial(size, size / (size + mean)).astype(np.int64)
@@ -210,5 +262,7 @@ def simulate_from_config(settings: Mapping, seed: int) -> BulkSimulation:
         de_fraction={"cell_type": settings["de_fraction_cell_type"], "status": settings["de_fraction_status"]},
         min_abs_log2fc=settings["min_abs_log2fc"],
         max_abs_log2fc=settings["max_abs_log2fc"],
+        mean_abs_log2fc=settings["mean_abs_log2fc"],
+        preset=settings["preset"],
         seed=seed,
     )

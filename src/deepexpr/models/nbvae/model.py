@@ -47,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 LN2 = math.log(2.0)
 HISTORY_COLUMNS = ["epoch", "loss", "reconstruction", "kl", "beta", "elbo"]
+#: Generative DE statistics of the posterior estimator (:meth:`NBVAE.differential_expression`).
+STATISTICS = ("replicate_error", "posterior_predictive")
 
 
 class NBVAE(BaseModel):
@@ -90,6 +92,7 @@ class NBVAE(BaseModel):
         self.device = torch.device("cpu")
 
         log_theta = self._initial_log_theta(dispersion_values)
+        self._log_theta_start = log_theta.clone()
         # Weights depend on the seed only, not on whatever ran before in this process.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -141,8 +144,23 @@ class NBVAE(BaseModel):
                     f"e.g. {list(alpha.index[bad][:5])}",
                 )
             return torch.as_tensor(-np.log(alpha.to_numpy(dtype=float)), dtype=torch.float32)
-        # Gene-wise theta starts at the global value so both parametrisations begin alike.
+        if kind == "gene" and self.config["dispersion_init"] == "moments":
+            return torch.as_tensor(np.log(self._moment_theta()), dtype=torch.float32)
         return torch.full((len(self.genes) if kind == "gene" else 1,), math.log(self.config["global_theta"]))
+
+    def _moment_theta(self) -> np.ndarray:
+        """Method-of-moments inverse dispersion of each gene's size-normalised counts across all
+        samples, alpha = (var - mean) / mean^2, the NB fit of the intercept-only model that
+        ``fast_start`` starts from. Group differences inflate it, so it is a start, not an
+        estimate: training moves theta up as the decoder explains the groups. Genes without
+        over-dispersion (or without counts) start at ``global_theta``.
+        """
+        normalised = self.counts / self.size_factors[:, None]
+        mean, var = normalised.mean(axis=0), normalised.var(axis=0, ddof=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha = (var - mean) / mean**2
+        theta = np.where(np.isfinite(alpha) & (alpha > 0), 1 / alpha, self.config["global_theta"])
+        return np.clip(theta, 1e-2, 1e4)
 
     def _start_at_gene_means(self) -> None:
         """Start from the intercept-only model: centred encoder input, decoder output = each
@@ -197,18 +215,45 @@ class NBVAE(BaseModel):
             return -per_sample_log_p.sum(), kl_elements.mean(), elbo
         return -per_sample_log_p.mean(), per_sample_kl.mean(), elbo
 
-    def _parameter_groups(self, lr: float) -> list[dict]:
-        """Adam parameter groups; with ``fast_start`` the encoder's input layer learns at lr / 10.
+    def _dispersion_penalty(self) -> torch.Tensor | float:
+        """Negative log of a normal prior on each learned log theta_g around its start, sd
+        ``dispersion_prior_sd`` (none when unset or theta is not learned).
 
-        That layer sums ~G inputs, so one Adam step (every weight moves ~lr) shifts its output by
-        up to ~G x lr: at lr 1e-3 on GSE60450 the latent means reached 1e4 within 3 epochs for 2
-        of 5 seeds. A tenth of the step keeps every seed stable.
+        Without it a decoder that memorises a gene's few replicates sends that gene's theta to
+        1e5-1e9 (no noise left to model); DESeq2 shrinks its gene-wise dispersions towards a
+        trend for the same reason. A prior around the genes' common mean instead let every theta
+        drift up together (docs/decisions/nbvae.md). The prior is a global term, so it is added once per data set:
+        divided by the number of samples where the loss is a per-sample mean (``kl="elbo"``).
         """
-        if not self.config["fast_start"]:
-            return [{"params": list(self.module.parameters())}]
-        first = list(self.module.encoder.parameters())
-        rest = [p for p in self.module.parameters() if all(p is not q for q in first)]
-        return [{"params": first, "lr": lr / 10}, {"params": rest}]
+        sd = self.config["dispersion_prior_sd"]
+        log_theta = self.module.log_theta
+        if sd is None or not isinstance(log_theta, nn.Parameter):
+            return 0.0
+        penalty = 0.5 * ((log_theta - self._log_theta_start.to(log_theta.device)) / sd).pow(2).sum()
+        return penalty if self.config["kl"] == "faithful_mean" else penalty / self.counts.shape[0]
+
+    def _parameter_groups(self, lr: float) -> list[dict]:
+        """Adam parameter groups; with ``fast_start`` the encoder's input layer learns at lr / 10,
+        and a learned gene-wise log theta at ``dispersion_lr`` when that is set.
+
+        The encoder's input layer sums ~G inputs, so one Adam step (every weight moves ~lr) shifts
+        its output by up to ~G x lr: at lr 1e-3 on GSE60450 the latent means reached 1e4 within 3
+        epochs for 2 of 5 seeds. A tenth of the step keeps every seed stable.
+
+        log theta is the opposite case: at the network's lr (1e-3) one Adam step moves it by
+        ~1e-3, so in the few hundred epochs a converged run lasts theta travelled only a few tenths
+        in log space from its start while the decoder absorbed the noise instead
+        (docs/decisions/nbvae.md).
+        """
+        groups, taken = [], []
+        if self.config["fast_start"]:
+            taken += list(self.module.encoder.parameters())
+            groups.append({"params": list(self.module.encoder.parameters()), "lr": lr / 10})
+        if self.config["dispersion_lr"] is not None and isinstance(self.module.log_theta, nn.Parameter):
+            taken.append(self.module.log_theta)
+            groups.append({"params": [self.module.log_theta], "lr": float(self.config["dispersion_lr"])})
+        rest = [p for p in self.module.parameters() if all(p is not q for q in taken)]
+        return [*groups, {"params": rest}]
 
     def train(
         self,
@@ -268,7 +313,7 @@ class NBVAE(BaseModel):
             epoch = len(rows) + 1
             beta = self.config["beta"] * min(1.0, epoch / warmup) if warmup else self.config["beta"]
             reconstruction, kl, elbo = self._loss_terms(data)
-            loss = reconstruction + beta * kl
+            loss = reconstruction + beta * kl + self._dispersion_penalty()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -318,6 +363,21 @@ class NBVAE(BaseModel):
             np.broadcast_to(theta, (len(self.genes),)).copy(), index=self.genes.copy(), name="theta"
         )
 
+    def dispersion_table(self) -> pd.DataFrame:
+        """Per modelled gene: theta, the NB dispersion alpha = 1 / theta, and theta at the start of
+        training (``start_theta``; the method-of-moments estimate with ``dispersion_init="moments"``),
+        so that what training changed can be read off."""
+        theta = self.get_dispersion()
+        start = np.broadcast_to(self._log_theta_start.exp().numpy().astype(float), (len(self.genes),))
+        return pd.DataFrame(
+            {
+                "gene_id": np.asarray(self.genes, dtype=str),
+                "theta": theta.to_numpy(),
+                "dispersion": 1 / theta.to_numpy(),
+                "start_theta": start,
+            }
+        )
+
     @torch.no_grad()
     def differential_expression(
         self,
@@ -328,6 +388,7 @@ class NBVAE(BaseModel):
         pseudocount: float = 0.5,
         seed: int | None = None,
         return_draws: bool = False,
+        statistic: str = "replicate_error",
     ) -> pd.DataFrame | tuple[pd.DataFrame, np.ndarray]:
         """Generative DE for one contrast (the contract's spec); one row per modelled gene.
 
@@ -348,12 +409,23 @@ class NBVAE(BaseModel):
         delta 0.5 is half the smallest effect worth calling a change (2-fold): calls then need
         evidence of a real effect, not just of a nonzero one that small biases could produce.
 
+        ``statistic="posterior_predictive"`` (posterior estimator only) replaces the replicate
+        error by the model's own noise: each draw decodes z^s_j ~ q(z | x_j) with the sample's
+        library offset, draws counts y^s_gj ~ NB(mu^s_gj, theta_g) from the fitted likelihood and
+        takes the same difference of group means of log2(y^s_gj / s_j + c). Everything in it comes
+        from the model (encoder posterior, decoder mean, learned theta); nothing from the observed
+        replicate spread, so its calibration measures whether theta is right.
+
         ``lfc_estimator="single_draw_offsets"`` (faithful): one sampled z per sample, decoded
         with the offsets, natural-log difference of group means, reported in log2; ``called``
         marks the top and bottom 500 genes (the original's rule), other columns are NA.
 
         With ``return_draws`` also returns the draws (draws x genes) for :func:`~deepexpr.de.generative.combine_seeds`.
         """
+        if statistic not in STATISTICS:
+            raise InputError("statistic", f"expected one of {list(STATISTICS)}, got {statistic!r}")
+        if statistic == "posterior_predictive" and self.config["lfc_estimator"] != "posterior":
+            raise InputError("statistic", "posterior_predictive needs lfc_estimator='posterior'")
         samples = validate_contrast(contrast, self.adata.obs, source="contrast")
         levels = samples[contrast["factor"]].astype(str).to_numpy()
         is_test, is_ref = levels == str(contrast["test"]), levels == str(contrast["reference"])
@@ -366,6 +438,10 @@ class NBVAE(BaseModel):
             if self.config["lfc_estimator"] == "single_draw_offsets":
                 log_mean = self.module.decode(NBVAEModule.sample(mean, logvar)) + data["log_size_factor"]
                 draws = ((log_mean[is_test].mean(0) - log_mean[is_ref].mean(0)) / LN2)[None, :].cpu().numpy()
+            elif statistic == "posterior_predictive":
+                draws = self._predictive_lfc_draws(
+                    mean, logvar, data["log_size_factor"], is_test, is_ref, n_samples, pseudocount
+                )
             else:
                 observed = np.log2(self.counts[rows] / self.size_factors[rows, None] + pseudocount)
                 design = _design_matrix(samples, contrast["design"])
@@ -385,6 +461,22 @@ class NBVAE(BaseModel):
         for start in range(0, n_samples, chunk):
             z = NBVAEModule.sample(mean, logvar, n=min(chunk, n_samples - start))
             expression = torch.log2(self.module.decode(z).exp() + pseudocount)  # draws x samples x genes
+            lfc.append(expression[:, is_test].mean(1) - expression[:, is_ref].mean(1))
+        return torch.cat(lfc).cpu().numpy().astype(np.float64)
+
+    def _predictive_lfc_draws(
+        self, mean, logvar, log_size_factor, is_test, is_ref, n_samples, pseudocount, chunk=25
+    ) -> np.ndarray:
+        """LFC of counts drawn from the fitted NB per posterior draw of z (draws x genes)."""
+        theta = self.module.log_theta.exp()
+        lfc = []
+        for start in range(0, n_samples, chunk):
+            z = NBVAEModule.sample(mean, logvar, n=min(chunk, n_samples - start))
+            log_mean = self.module.decode(z) + log_size_factor  # draws x samples x genes
+            # NB as a gamma-Poisson mixture: the gamma rate has mean mu and shape theta.
+            rate = torch.distributions.Gamma(theta, theta / log_mean.exp()).sample()
+            counts = torch.poisson(rate)
+            expression = torch.log2(counts / log_size_factor.exp() + pseudocount)
             lfc.append(expression[:, is_test].mean(1) - expression[:, is_ref].mean(1))
         return torch.cat(lfc).cpu().numpy().astype(np.float64)
 
