@@ -17,7 +17,12 @@ from deepexpr.genes.embeddings import (
     write_word2vec,
 )
 from deepexpr.genes.hubs import hub_auroc, norm_hub_score, reconstruction_hub_score, weighted_degree
-from deepexpr.genes.loadings import attribution_loadings, ldvae_loadings, loading_agreement
+from deepexpr.genes.loadings import (
+    attribution_loadings,
+    ldvae_loadings,
+    loading_agreement,
+    matched_loading_agreement,
+)
 from deepexpr.genes.neighbourhoods import (
     embedding_neighbours,
     neighbourhood_jaccard,
@@ -25,6 +30,7 @@ from deepexpr.genes.neighbourhoods import (
     network_neighbours,
 )
 from deepexpr.genes.networks import clr, correlation_network, mutual_information_network
+from deepexpr.genes.tables import read_gene_table, write_gene_table
 
 __all__ = [
     "attribution_loadings",
@@ -35,6 +41,7 @@ __all__ = [
     "hub_auroc",
     "ldvae_loadings",
     "loading_agreement",
+    "matched_loading_agreement",
     "mutual_information_network",
     "neighbourhood_jaccard",
     "neighbourhood_precision",
@@ -42,10 +49,12 @@ __all__ = [
     "norm_hub_score",
     "random_embedding",
     "read_embedding",
+    "read_gene_table",
     "read_word2vec",
     "reconstruction_hub_score",
     "svd_embedding",
     "weighted_degree",
     "write_embedding",
+    "write_gene_table",
     "write_word2vec",
 ]
