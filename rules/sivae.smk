@@ -33,7 +33,9 @@ rule train_sivae:
         gpu=1,
     params:
         mode=lambda wildcards: sivae_block(wildcards)["mode"],
-        settings=lambda wildcards: sivae_model_settings(wildcards.dataset, wildcards.variant),
+        settings=lambda wildcards: sivae_model_settings(
+            wildcards.dataset, wildcards.variant
+        ),
         k=lambda wildcards: sivae_block(wildcards)["k"],
         checkpoint_every=lambda wildcards: sivae_block(wildcards)["checkpoint_every"],
         # Kept outside the outputs so a killed run resumes from here instead of starting over.

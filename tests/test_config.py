@@ -52,6 +52,8 @@ PRESENCE_KEYS = {
     "$defs.singlecell_dataset.simulate",
     "$defs.singlecell_dataset.pseudobulk",
     "$defs.singlecell_source.cell_metadata",
+    "$defs.simulate_singlecell.modules",
+    "$defs.singlecell_dataset.sivae",
 }
 
 

@@ -10,11 +10,14 @@ SIVAE_NETWORKS = ["correlation", "mutual_information"]
 # Cell embeddings scored by kNN accuracy.
 SIVAE_CELL_METHODS = ["sivae", "sivae0", "vae", "ldvae", "pca"]
 
-SIVAE_DATASETS = "|".join(
-    re.escape(name)
-    for name, spec in DATASETS.items()
-    if spec["kind"] == "singlecell" and "sivae" in spec
-) or "NO_DATASET"
+SIVAE_DATASETS = (
+    "|".join(
+        re.escape(name)
+        for name, spec in DATASETS.items()
+        if spec["kind"] == "singlecell" and "sivae" in spec
+    )
+    or "NO_DATASET"
+)
 
 
 wildcard_constraints:
@@ -34,7 +37,8 @@ def sivae_block(wildcards):
 def sivae_model_settings(dataset, variant):
     """SIVAE(...) keyword settings of one variant: the config block's model keys (None = the
     mode's default) with gamma 0 for siVAE-0, and no feature or joint stage for the plain VAE,
-    which instead gets as many passes over the cells as siVAE's cell and joint stages together."""
+    which instead gets as many passes over the cells as siVAE's cell and joint stages together.
+    """
     block = DATASETS[dataset]["sivae"]
     defaults = SIVAE_MODE_DEFAULTS[block["mode"]]
     settings = {key: value for key, value in block.items() if key in defaults}
@@ -76,7 +80,12 @@ def sivae_gene_files(wildcards):
         for variant in ("sivae", "sivae0")
         for seed in sivae_block(wildcards)["seeds"]
     }
-    files.update({method: f"{base}/{method}.tsv" for method in SIVAE_LOADING_METHODS + SIVAE_NETWORKS})
+    files.update(
+        {
+            method: f"{base}/{method}.tsv"
+            for method in SIVAE_LOADING_METHODS + SIVAE_NETWORKS
+        }
+    )
     return files
 
 

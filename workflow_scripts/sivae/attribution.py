@@ -8,10 +8,9 @@ import time
 
 import anndata as ad
 import numpy as np
-import pandas as pd
 import torch
 
-from deepexpr.genes import attribution_loadings, embedding_neighbours, write_gene_table
+from deepexpr.genes import attribution_loadings, embedding_neighbours, loading_norm_hub_score, write_gene_table
 from deepexpr.io import write_json, write_table
 from deepexpr.models.sivae import SIVAE
 from deepexpr.workflow import rule_log
@@ -21,29 +20,18 @@ METHODS = {"ig": "integrated_gradients", "saliency": "saliency"}
 with rule_log(snakemake.log[0]) as log:
     torch.set_num_threads(snakemake.threads)
     settings = snakemake.params.settings
-    adata = ad.read_h5ad(snakemake.input.adata)
-    model = SIVAE.load(snakemake.input.model, adata)
+    model = SIVAE.load(snakemake.input.model, ad.read_h5ad(snakemake.input.adata))
     z = model.cell_means()
-    n_cells = settings["attribution_cells"]
-    if n_cells and n_cells < len(z):
-        rng = np.random.default_rng(snakemake.params.seed)
-        z = z[torch.as_tensor(np.sort(rng.choice(len(z), n_cells, replace=False)))]
-    method = METHODS[snakemake.wildcards.attribution]
+    if settings["attribution_cells"] and settings["attribution_cells"] < len(z):  # seeded subsample
+        keep = np.random.default_rng(snakemake.params.seed).choice(len(z), settings["attribution_cells"], replace=False)
+        z = z[torch.as_tensor(np.sort(keep))]
+    method, baseline, steps = METHODS[snakemake.wildcards.attribution], settings["attribution_baseline"], settings["attribution_steps"]
     started = time.perf_counter()
-    loadings, gap = attribution_loadings(
-        model.plain_decoder(),
-        z,
-        model.genes,
-        method=method,
-        baseline=settings["attribution_baseline"],
-        n_steps=settings["attribution_steps"],
-    )
+    loadings, gap = attribution_loadings(model.plain_decoder(), z, model.genes, method, baseline, steps)
     seconds = time.perf_counter() - started
     log.info("%s on %d cells: %.1f s, median completeness gap %s", method, len(z), seconds, gap)
-    hubs = pd.Series(np.linalg.norm(loadings.to_numpy(), axis=1), index=loadings.index)
+    hubs = loading_norm_hub_score(loadings)
     write_gene_table(hubs, embedding_neighbours(loadings, settings["k"]), snakemake.output.genes)
     write_table(loadings.rename_axis("gene"), snakemake.output.loadings, index=True)
-    write_json(
-        {"seconds": seconds, "what": "attribution", "n_cells": len(z), "median_completeness_gap": gap},
-        snakemake.output.timing,
-    )
+    timing = {"seconds": seconds, "what": "attribution", "n_cells": len(z), "median_completeness_gap": gap}
+    write_json(timing, snakemake.output.timing)

@@ -8,10 +8,9 @@ import time
 
 import anndata as ad
 import numpy as np
-import pandas as pd
 import torch
 
-from deepexpr.genes import embedding_neighbours, ldvae_loadings, write_gene_table
+from deepexpr.genes import embedding_neighbours, ldvae_loadings, loading_norm_hub_score, write_gene_table
 from deepexpr.io import write_h5ad, write_json, write_table
 from deepexpr.models.sivae.settings import MODE_DEFAULTS
 from deepexpr.workflow import rule_log
@@ -32,9 +31,7 @@ with rule_log(snakemake.log[0]) as log:
     run.obsm["X_ldvae"] = np.asarray(latent)
     run.varm["ldvae_loadings"] = loadings.to_numpy()
     run.uns["ldvae"] = {"seconds": seconds, "max_epochs": settings["ldvae_epochs"] or 0}
-    # LDVAE has no centrality of its own: a gene with large loadings is one the factors explain most.
-    hubs = pd.Series(np.linalg.norm(loadings.to_numpy(), axis=1), index=loadings.index)
-    write_gene_table(hubs, embedding_neighbours(loadings, settings["k"]), snakemake.output.genes)
+    write_gene_table(loading_norm_hub_score(loadings), embedding_neighbours(loadings, settings["k"]), snakemake.output.genes)
     write_table(loadings.rename_axis("gene"), snakemake.output.loadings, index=True)
     write_json({"seconds": seconds, "what": "training"}, snakemake.output.timing)
     write_h5ad(run, snakemake.output.run)

@@ -16,12 +16,19 @@ from deepexpr.genes.embeddings import (
     write_embedding,
     write_word2vec,
 )
-from deepexpr.genes.hubs import hub_auroc, norm_hub_score, reconstruction_hub_score, weighted_degree
+from deepexpr.genes.hubs import (
+    hub_auroc,
+    loading_norm_hub_score,
+    norm_hub_score,
+    reconstruction_hub_score,
+    weighted_degree,
+)
 from deepexpr.genes.loadings import (
     attribution_loadings,
     ldvae_loadings,
     loading_agreement,
     matched_loading_agreement,
+    pca_loadings,
 )
 from deepexpr.genes.neighbourhoods import (
     embedding_neighbours,
@@ -40,6 +47,7 @@ __all__ = [
     "embedding_neighbours",
     "hub_auroc",
     "ldvae_loadings",
+    "loading_norm_hub_score",
     "loading_agreement",
     "matched_loading_agreement",
     "mutual_information_network",
@@ -47,6 +55,7 @@ __all__ = [
     "neighbourhood_precision",
     "network_neighbours",
     "norm_hub_score",
+    "pca_loadings",
     "random_embedding",
     "read_embedding",
     "read_gene_table",

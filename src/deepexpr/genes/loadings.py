@@ -139,3 +139,20 @@ def matched_loading_agreement(reference: pd.DataFrame, other: pd.DataFrame) -> p
             "abs_spearman": np.abs(rho[rows, cols]),
         }
     )
+
+
+def pca_loadings(x: np.ndarray, genes, n_components: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, pd.Series]:
+    """PCA of the z-scored ``x`` (cells x genes, as siVAE's Gaussian input): (genes x components
+    loadings, cells x components scores, per-gene share of variance the components explain)."""
+    from sklearn.decomposition import PCA
+
+    x = np.asarray(x, dtype=np.float64)
+    sd = x.std(axis=0)
+    scaled = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+    pca = PCA(n_components=n_components, random_state=seed)
+    scores = pca.fit_transform(scaled)
+    index = pd.Index(genes).astype(str)
+    loadings = pd.DataFrame(pca.components_.T, index=index, columns=[f"pc{i + 1}" for i in range(n_components)])
+    residual = ((scaled - scores @ pca.components_) ** 2).sum(axis=0)
+    explained = 1 - residual / np.maximum((scaled**2).sum(axis=0), 1e-12)
+    return loadings, scores, pd.Series(explained, index=index, name="variance_explained")
