@@ -21,6 +21,7 @@ import statistics
 
 import anndata as ad
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 from deepexpr.data.singlecell.simulate import simulate_singlecell
@@ -35,7 +36,8 @@ def bench_data(n_cells: int, n_genes: int) -> ad.AnnData:
         seed=0,
         modules={"n_modules": 4, "module_size": 25, "hubs_per_module": 2},
     )
-    counts = np.asarray(raw.layers["counts"] if "counts" in raw.layers else raw.X)
+    matrix = raw.layers["counts"] if "counts" in raw.layers else raw.X
+    counts = np.asarray(matrix.toarray() if sp.issparse(matrix) else matrix)
     keep = np.sort(np.argsort(-counts.mean(axis=0))[:n_genes])
     adata = raw[:, keep].copy()
     adata.layers["counts"] = counts[:, keep]
