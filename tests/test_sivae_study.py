@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from deepexpr.evaluate.sivae import truth_table, with_seed_means
+from deepexpr.evaluate.sivae import marker_table, truth_table, with_seed_means
 from deepexpr.genes import (
     attribution_loadings,
     embedding_neighbours,
@@ -59,7 +59,7 @@ class _Decoder(nn.Module):
 
 @pytest.mark.parametrize("method", ["integrated_gradients", "saliency"])
 def test_attribution_through_hidden_units_equals_per_gene(method):
-    z = torch.randn(40, 3, generator=torch.Generator().manual_seed(2))
+    z = torch.randn(20, 3, generator=torch.Generator().manual_seed(2))
     genes = [f"g{i}" for i in range(12)]
     direct, gap_direct = attribution_loadings(_Decoder(hook=False), z, genes, method=method)
     hidden, gap_hidden = attribution_loadings(_Decoder(hook=True), z, genes, method=method)
@@ -81,3 +81,25 @@ def test_truth_table_scores_every_run_and_averages_seeds():
     assert rows.loc[("correlation", "-"), "hub_auroc"] == 1.0
     assert ("correlation", "mean") not in rows.index  # one run: no mean row
     assert list(with_seed_means(pd.DataFrame({"method": ["a"], "seed": ["-"], "x": [1.0]}), ["x"])["seed"]) == ["-"]
+
+
+def test_marker_table_lists_absent_markers():
+    genes = pd.Index(["CD3E", "LYZ", "g2", "g3"])
+    neighbours = pd.DataFrame([["g2", "g3"], ["g3", "g2"], ["CD3E", "g3"], ["LYZ", "g2"]], index=genes, columns=[1, 2])
+    hubs = pd.Series([0.1, 0.9, 0.5, 0.2], index=genes)
+    table = marker_table({"sivae_seed0": (neighbours, hubs)}, ["CD3E", "LYZ", "MS4A1"]).set_index("marker")
+    assert table.loc["CD3E", "neighbours"] == "g2,g3" and table.loc["LYZ", "hub_rank"] == 1
+    assert not table.loc["MS4A1", "present"] and table.loc["MS4A1", "neighbours"] == ""
+
+
+def test_embedding_figures_are_written(tmp_path):
+    from deepexpr.plots.sivae import plot_cell_embedding, plot_gene_embedding
+
+    rng = np.random.default_rng(3)
+    genes = pd.Index([f"g{i}" for i in range(40)])
+    truth_var = pd.DataFrame({"module": np.repeat([0, 1, -1, -1], 10), "hub_gene": np.arange(40) % 10 == 0}, index=genes)
+    plot_cell_embedding(rng.normal(size=(60, 4)), np.repeat(["T", "B", "NK"], 20), out=tmp_path / "cells.png")
+    plot_gene_embedding(rng.normal(size=(40, 2)), genes, truth_var, out=tmp_path / "genes.png")
+    plot_gene_embedding(rng.normal(size=(40, 3)), genes, None, markers=["g1", "g5"], out=tmp_path / "markers.png")
+    for name in ("cells", "genes", "markers"):
+        assert (tmp_path / f"{name}.png").stat().st_size > 1000
