@@ -139,7 +139,7 @@ def read_summary(path: Path) -> dict:
 
 def find_datasets(results: list[Path]) -> dict[str, list[tuple[str, Path]]]:
     """{'singlecell': [(dataset, dir)], 'bulk': [(dataset, dir)]} over every results directory."""
-    found: dict[str, list[tuple[str, Path]]] = {"singlecell": [], "bulk": []}
+    found: dict[str, list[tuple[str, Path]]] = {"singlecell": [], "bulk": [], "sivae": []}
     for directory in results:
         if not directory.is_dir():
             raise ResultsError(f"{directory}: results directory not found")
@@ -148,6 +148,8 @@ def find_datasets(results: list[Path]) -> dict[str, list[tuple[str, Path]]]:
                 found["singlecell"].append((dataset_dir.name, dataset_dir))
             if sorted((dataset_dir / "de").glob("*/*/summary.json")):
                 found["bulk"].append((dataset_dir.name, dataset_dir))
+            if (dataset_dir / "sivae" / "knn.tsv").exists():
+                found["sivae"].append((dataset_dir.name, dataset_dir))
     return found
 
 
@@ -297,7 +299,6 @@ def de_page(datasets, results, config) -> tuple[list[str], list[Path]]:
 
 def sivae_page(datasets, results, config) -> tuple[list[str], list[Path]]:
     """siVAE study: gene-module truth (simulated data), kNN accuracy of cell embeddings, marker neighbourhoods."""
-    present = [(n, d) for n, d in datasets if (d / "sivae" / "knn.tsv").exists()]
     inputs: list[Path] = []
     body = [
         "siVAE beside siVAE-0 (gamma 0), a plain VAE of the same size, LDVAE, attribution loadings of the plain",
@@ -305,7 +306,7 @@ def sivae_page(datasets, results, config) -> tuple[list[str], list[Path]]:
         "`mutual_information`). Definitions: [../models/sivae.md](../models/sivae.md).",
         "",
     ]
-    for name, dataset_dir in present:
+    for name, dataset_dir in datasets:
         base = dataset_dir / "sivae"
         body += [f"## `{name}`", "", provenance_line(dataset_provenance(dataset_dir)), ""]
         truth_path = base / "truth.tsv"
@@ -367,16 +368,14 @@ def build(results: list[Path], out: Path, config: str | None = None) -> list[Pat
         truth_lines, truth_inputs = truth_page(datasets["singlecell"], results, config)
         if truth_inputs:
             pages.append(("truth.md", truth_lines, truth_inputs))
-    if datasets["singlecell"]:
-        sivae_lines, sivae_inputs = sivae_page(datasets["singlecell"], results, config)
-        if sivae_inputs:
-            pages.append(("sivae.md", sivae_lines, sivae_inputs))
+    if datasets["sivae"]:
+        pages.append(("sivae.md", *sivae_page(datasets["sivae"], results, config)))
     if datasets["bulk"]:
         pages.append(("de.md", *de_page(datasets["bulk"], results, config)))
     if not pages:
         raise ResultsError(
-            f"{', '.join(map(str, results))}: no scib.tsv or summary.json found "
-            "(expected {d}/integration/scib.tsv or {d}/de/{contrast}/{mode}/summary.json)"
+            f"{', '.join(map(str, results))}: no scib.tsv or summary.json found, nor a siVAE knn.tsv "
+            "(expected {d}/integration/scib.tsv, {d}/de/{contrast}/{mode}/summary.json or {d}/sivae/knn.tsv)"
         )
     out.mkdir(parents=True, exist_ok=True)
     written = []
