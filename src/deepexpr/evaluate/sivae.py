@@ -75,11 +75,13 @@ def agreement_table(loadings: dict[str, pd.DataFrame], seconds: dict[str, float]
 def jaccard_table(neighbours: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Mean Jaccard of the top-k neighbourhoods of every ordered pair of methods (long format)."""
     names = list(neighbours)
-    rows = [
-        {"method_a": a, "method_b": b, "jaccard": float(neighbourhood_jaccard(neighbours[a], neighbours[b]).mean())}
-        for a in names
-        for b in names
-    ]
+    # Jaccard is symmetric: compute each unordered pair once.
+    pairs = {
+        (a, b): float(neighbourhood_jaccard(neighbours[a], neighbours[b]).mean())
+        for i, a in enumerate(names)
+        for b in names[i:]
+    }
+    rows = [{"method_a": a, "method_b": b, "jaccard": pairs.get((a, b), pairs.get((b, a)))} for a in names for b in names]
     return pd.DataFrame(rows)
 
 
