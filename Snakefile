@@ -22,6 +22,7 @@ include: "rules/normalize.smk"
 include: "rules/bulk_de.smk"
 include: "rules/integration.smk"
 include: "rules/generain.smk"
+include: "rules/sivae.smk"
 
 
 rule all:

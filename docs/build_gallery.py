@@ -32,6 +32,8 @@ DEFAULT_FIGURES = {
     "sim_pbmc/figures/scib_table.png": "scIB metrics of every run on the PBMC-like simulation (row `truth` = batch-free truth)",
     "sim_pbmc/figures/truth_metrics.png": "corrected values against the simulated batch-free truth",
     "sim_covid/figures/explain_condition_heatmap.png": "genes attributed to the condition head of the GENEX critic (Integrated Gradients)",
+    "sim_pbmc/figures/sivae_genes.png": "siVAE gene embedding of the PBMC-like simulation, coloured by planted module",
+    "sim_pbmc/figures/sivae_jaccard.png": "overlap of gene neighbourhoods: siVAE, LDVAE, attribution loadings, PCA, gene networks",
     "sim_bulk/figures/luminal_vs_basal/corrected_lfc_scatter.png": "NB-VAE generative log2 fold change against pyDESeq2",
     "sim_bulk/figures/luminal_vs_basal/corrected_roc.png": "recovery of the simulated DE genes: NB-VAE and pyDESeq2",
     "sim_archs4/generain/corrected/figures/auc.png": "GeneRAIN embeddings and baselines predicting planted gene modules (ROC-AUC per module)",

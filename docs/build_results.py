@@ -18,10 +18,11 @@ the file and the column):
 - single-cell datasets: ``{results}/{d}/integration/scib.tsv`` and, on simulated data,
   ``{results}/{d}/integration/truth.tsv``;
 - bulk datasets: ``{results}/{d}/de/{contrast}/{mode}/summary.json``;
+- siVAE study: ``{results}/{d}/sivae/{truth,knn,agreement,markers}.tsv``;
 - provenance: ``uns["deepexpr"]`` of ``{results}/{d}/data/prepared.h5ad`` when present.
 
 Outputs: ``integration.md`` (scIB scores), ``truth.md`` (corrected values against the simulated
-truth), ``de.md`` (generative DE against pyDESeq2) and ``README.md`` (what was built from what).
+truth), ``de.md`` (generative DE against pyDESeq2), ``sivae.md`` (siVAE study) and ``README.md`` (what was built from what).
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def read_summary(path: Path) -> dict:
 
 def find_datasets(results: list[Path]) -> dict[str, list[tuple[str, Path]]]:
     """{'singlecell': [(dataset, dir)], 'bulk': [(dataset, dir)]} over every results directory."""
-    found: dict[str, list[tuple[str, Path]]] = {"singlecell": [], "bulk": [], "archs4": []}
+    found: dict[str, list[tuple[str, Path]]] = {"singlecell": [], "bulk": [], "archs4": [], "sivae": []}
     for directory in results:
         if not directory.is_dir():
             raise ResultsError(f"{directory}: results directory not found")
@@ -151,6 +152,8 @@ def find_datasets(results: list[Path]) -> dict[str, list[tuple[str, Path]]]:
                 found["bulk"].append((dataset_dir.name, dataset_dir))
             if sorted((dataset_dir / "generain").glob("*/attribute_summary.tsv")):
                 found["archs4"].append((dataset_dir.name, dataset_dir))
+            if (dataset_dir / "sivae" / "knn.tsv").exists():
+                found["sivae"].append((dataset_dir.name, dataset_dir))
     return found
 
 
@@ -407,6 +410,68 @@ def dispersion_section(dataset_dir: Path) -> tuple[list[str], list[Path]]:
     return lines + markdown_table(["estimate", "genes", "n_genes", *metrics], rows) + [""], [path]
 
 
+def sivae_page(datasets, results, config) -> tuple[list[str], list[Path]]:
+    """siVAE study: gene-module truth (simulated data), kNN accuracy of cell embeddings, marker neighbourhoods."""
+    inputs: list[Path] = []
+    body = [
+        "siVAE beside siVAE-0 (gamma 0), a plain VAE of the same size, LDVAE, attribution loadings of the plain",
+        "VAE's decoder (Integrated Gradients `ig`, `saliency`), PCA and gene networks (`correlation`,",
+        "`mutual_information`). Definitions: [../models/sivae.md](../models/sivae.md).",
+        "",
+    ]
+    for name, dataset_dir in datasets:
+        base = dataset_dir / "sivae"
+        body += [f"## `{name}`", "", provenance_line(dataset_provenance(dataset_dir)), ""]
+        truth_path = base / "truth.tsv"
+        if truth_path.exists():
+            inputs.append(truth_path)
+            truth = read_tsv(truth_path, ["method", "seed", "k", "precision", "hub_auroc"])
+            truth["seed"] = truth["seed"].astype(str)
+            k = int(truth["k"].iloc[0])
+            body += [
+                f"Planted gene modules (from `{truth_path}`): mean precision@{k} of the module genes' neighbourhoods",
+                "and AUROC of the hub score for the planted hub genes; siVAE and siVAE-0 per seed and their mean.",
+                "",
+            ]
+            rows = [[str(r["method"]), r["seed"], fmt(r["precision"]), fmt(r["hub_auroc"])] for r in truth.to_dict(orient="records")]
+            body += markdown_table(["method", "seed", f"precision@{k}", "hub AUROC"], rows)
+            body.append("")
+        knn_path = base / "knn.tsv"
+        inputs.append(knn_path)
+        knn = read_tsv(knn_path, ["method", "seed", "knn_accuracy"])
+        knn["seed"] = knn["seed"].astype(str)
+        body += [f"5-fold kNN accuracy on cell types (from `{knn_path}`):", ""]
+        rows = [[str(r["method"]), r["seed"], fmt(r["knn_accuracy"])] for r in knn.to_dict(orient="records")]
+        body += markdown_table(["cell embedding", "seed", "kNN accuracy"], rows)
+        body.append("")
+        agreement_path = base / "agreement.tsv"
+        if agreement_path.exists():
+            inputs.append(agreement_path)
+            agreement = read_tsv(agreement_path, ["method", "abs_spearman", "seconds"])
+            summary = agreement.groupby("method", sort=False).agg(mean=("abs_spearman", "mean"), seconds=("seconds", "first"))
+            body += [
+                f"Agreement with siVAE's loadings (from `{agreement_path}`): mean over latent dimensions of |Spearman|",
+                f"(dimensions matched one to one); siVAE itself took {fmt(agreement['reference_seconds'].iloc[0], 1)} s.",
+                "",
+            ]
+            rows = [[m, fmt(r["mean"]), fmt(r["seconds"], 1)] for m, r in summary.iterrows()]
+            body += markdown_table(["method", "mean abs Spearman", "seconds"], rows)
+            body.append("")
+        markers_path = base / "markers.tsv"
+        if markers_path.exists():
+            markers = read_tsv(markers_path, ["marker", "method", "present", "neighbours"])
+            shown = markers[markers["present"].astype(str) == "True"]
+            if len(shown):
+                inputs.append(markers_path)
+                methods = [m for m in shown["method"].unique() if m.startswith("sivae_seed")][:1] or [shown["method"].iloc[0]]
+                shown = shown[shown["method"].isin(methods + ["correlation"])]
+                body += [f"Marker gene neighbourhoods, siVAE (first seed) and the correlation network (from `{markers_path}`):", ""]
+                rows = [[str(r["marker"]), str(r["method"]), str(r["neighbours"]).replace(",", ", ")] for r in shown.to_dict(orient="records")]
+                body += markdown_table(["marker", "method", "nearest genes"], rows)
+                body.append("")
+    return header("siVAE: cell and gene embeddings", results, config, inputs) + body, inputs
+
+
 def build(results: list[Path], out: Path, config: str | None = None) -> list[Path]:
     """Write the pages for whatever the results directories hold; returns the files written."""
     datasets = find_datasets(results)
@@ -416,6 +481,8 @@ def build(results: list[Path], out: Path, config: str | None = None) -> list[Pat
         truth_lines, truth_inputs = truth_page(datasets["singlecell"], results, config)
         if truth_inputs:
             pages.append(("truth.md", truth_lines, truth_inputs))
+    if datasets["sivae"]:
+        pages.append(("sivae.md", *sivae_page(datasets["sivae"], results, config)))
     if datasets["bulk"]:
         pages.append(("de.md", *de_page(datasets["bulk"], results, config)))
     if datasets["archs4"]:
@@ -425,6 +492,10 @@ def build(results: list[Path], out: Path, config: str | None = None) -> list[Pat
             f"{', '.join(map(str, results))}: no scib.tsv or summary.json or attribute_summary.tsv found "
             "(expected {d}/integration/scib.tsv, {d}/de/{contrast}/{mode}/summary.json or "
             "{d}/generain/{mode}/attribute_summary.tsv)"
+
+
+            f"{', '.join(map(str, results))}: no scib.tsv or summary.json found, nor a siVAE knn.tsv "
+            "(expected {d}/integration/scib.tsv, {d}/de/{contrast}/{mode}/summary.json or {d}/sivae/knn.tsv)"
         )
     out.mkdir(parents=True, exist_ok=True)
     written = []

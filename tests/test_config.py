@@ -58,6 +58,8 @@ PRESENCE_KEYS = {
     "$defs.archs4_dataset.simulate",
     "$defs.archs4_dataset.from_tables",
     "$defs.archs4_dataset.counts",
+    "$defs.simulate_singlecell.modules",
+    "$defs.singlecell_dataset.sivae",
 }
 
 

@@ -40,6 +40,9 @@ def tiny_config(**overrides) -> dict:
         single["scvi"]["max_epochs"] = 5
         single["explain"]["max_cells"] = 100
     config["datasets"]["sim_pbmc"]["simulate"]["batch_cells"] = [120, 120, 160]
+    # The siVAE study and its planted modules have their own e2e test (tests/test_workflow_sivae.py).
+    del config["datasets"]["sim_pbmc"]["sivae"]
+    del config["datasets"]["sim_pbmc"]["simulate"]["modules"]
     config["datasets"]["sim_covid"]["simulate"]["cells_per_donor"] = 60
     config["run"] = ["sim_bulk", "sim_pbmc"]
     for key, value in overrides.items():

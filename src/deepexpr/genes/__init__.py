@@ -16,8 +16,20 @@ from deepexpr.genes.embeddings import (
     write_embedding,
     write_word2vec,
 )
-from deepexpr.genes.hubs import hub_auroc, norm_hub_score, reconstruction_hub_score, weighted_degree
-from deepexpr.genes.loadings import attribution_loadings, ldvae_loadings, loading_agreement
+from deepexpr.genes.hubs import (
+    hub_auroc,
+    loading_norm_hub_score,
+    norm_hub_score,
+    reconstruction_hub_score,
+    weighted_degree,
+)
+from deepexpr.genes.loadings import (
+    attribution_loadings,
+    ldvae_loadings,
+    loading_agreement,
+    matched_loading_agreement,
+    pca_loadings,
+)
 from deepexpr.genes.neighbourhoods import (
     embedding_neighbours,
     neighbourhood_jaccard,
@@ -25,6 +37,7 @@ from deepexpr.genes.neighbourhoods import (
     network_neighbours,
 )
 from deepexpr.genes.networks import clr, correlation_network, mutual_information_network
+from deepexpr.genes.tables import read_gene_table, write_gene_table
 
 __all__ = [
     "attribution_loadings",
@@ -34,18 +47,23 @@ __all__ = [
     "embedding_neighbours",
     "hub_auroc",
     "ldvae_loadings",
+    "loading_norm_hub_score",
     "loading_agreement",
+    "matched_loading_agreement",
     "mutual_information_network",
     "neighbourhood_jaccard",
     "neighbourhood_precision",
     "network_neighbours",
     "norm_hub_score",
+    "pca_loadings",
     "random_embedding",
     "read_embedding",
+    "read_gene_table",
     "read_word2vec",
     "reconstruction_hub_score",
     "svd_embedding",
     "weighted_degree",
     "write_embedding",
+    "write_gene_table",
     "write_word2vec",
 ]

@@ -44,3 +44,11 @@ def hub_auroc(scores: pd.Series, hubs: pd.Series) -> float:
     if len(common) == 0 or y.all() or not y.any():
         raise InputError("hubs", "needs genes with both hub and non-hub flags shared with the scores")
     return float(roc_auc_score(y, scores.loc[common].to_numpy()))
+
+
+def loading_norm_hub_score(loadings: pd.DataFrame) -> pd.Series:
+    """+||loading_g|| as the hub score of a loading matrix without a centrality of its own (LDVAE,
+    attribution loadings): the genes the latent factors drive most strongly score highest."""
+    return pd.Series(
+        np.linalg.norm(np.asarray(loadings, dtype=np.float64), axis=1), index=loadings.index, name="hub_loading_norm"
+    )

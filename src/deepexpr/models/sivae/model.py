@@ -458,6 +458,10 @@ class _PlainDecoder(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.module.cell_decoder(z) @ self.module.output_weight.T + self.module.bias
 
+    def linear_output(self) -> tuple[nn.Module, torch.Tensor]:
+        """(the network z -> y, the output weight W): forward(z) = y(z) @ W^T + b, for attribution."""
+        return self.module.cell_decoder, self.module.output_weight
+
 
 def _validate(config: dict) -> None:
     if not float(config["gamma"]) >= 0:
