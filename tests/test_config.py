@@ -30,6 +30,26 @@ def merged(base: dict, override: dict) -> dict:
     return result
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML keeps the last of two equal keys silently; a shipped config must not rely on that."""
+
+
+def _unique_mapping(loader, node, deep=False):
+    keys = [key.value for key, _ in node.value]
+    repeated = sorted({key for key in keys if keys.count(key) > 1})
+    if repeated:
+        raise ValueError(f"{node.start_mark}: key(s) {repeated} given twice")
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "offline.yaml", "paper.yaml", "schema.yaml"])
+def test_shipped_yaml_has_no_repeated_keys(name):
+    yaml.load((REPO / "config" / name).read_text(), _UniqueKeyLoader)
+
+
 @pytest.mark.parametrize("extra", [None, "offline.yaml", "paper.yaml"])
 def test_shipped_configs_validate(extra):
     config = default_config()
