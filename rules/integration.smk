@@ -24,6 +24,10 @@ rule integrate_baseline:
     threads: config["threads"]
     params:
         seed=config["seed"],
+        # a baseline's own config block (harmony: max_iter); the others have none
+        settings=lambda wildcards: DATASETS[wildcards.dataset].get(
+            wildcards.baseline, {}
+        ),
     script:
         "../workflow_scripts/integration/integrate_baseline.py"
 
@@ -32,19 +36,22 @@ rule train_scvi:
     input:
         adata="results/{dataset}/data/prepared.h5ad",
     output:
-        adata="results/{dataset}/integration/scvi.h5ad",
+        adata="results/{dataset}/integration/scvi_{mode}_seed{seed}.h5ad",
     log:
-        "logs/{dataset}/train_scvi.log",
+        "logs/{dataset}/train_scvi/{mode}_seed{seed}.log",
     benchmark:
-        "benchmarks/{dataset}/train_scvi.tsv"
+        "benchmarks/{dataset}/train_scvi/{mode}_seed{seed}.tsv"
+    wildcard_constraints:
+        mode="|".join(SCVI_MODE_DEFAULTS),
     conda:
         "../envs/scvi.yaml"
     threads: config["threads"]
     resources:
         gpu=1,
     params:
-        settings=lambda wildcards: DATASETS[wildcards.dataset]["scvi"],
-        seed=config["seed"],
+        settings=lambda wildcards: scvi_settings(
+            DATASETS[wildcards.dataset]["scvi"], wildcards.mode
+        ),
         device=config["device"],
     script:
         "../workflow_scripts/integration/train_scvi.py"
@@ -143,6 +150,7 @@ rule scib:
             subcategory="Tables",
             labels={"table": "scIB metrics"},
         ),
+        summary="results/{dataset}/integration/scib_seeds.tsv",
     log:
         "logs/{dataset}/scib.log",
     benchmark:
@@ -171,6 +179,7 @@ rule truth_metrics:
             subcategory="Tables",
             labels={"table": "vs truth"},
         ),
+        seeds="results/{dataset}/integration/truth_seeds.tsv",
         genes="results/{dataset}/integration/truth_genes.tsv.gz",
         sample="results/{dataset}/integration/truth_sample.tsv.gz",
     log:

@@ -1,5 +1,6 @@
 # Helpers of study integration (input functions, target list), included by rules/integration.smk.
 
+from deepexpr.integration.baselines import SCVI_MODE_DEFAULTS, scvi_settings
 from deepexpr.registry import (
     INTEGRATION_METHODS,
     REFERENCE_METHOD,
