@@ -427,6 +427,8 @@ rule biology_kept:
         seeds="results/{dataset}/integration/biology_kept_seeds.tsv",
     log:
         "logs/{dataset}/biology_kept.log",
+    benchmark:
+        "benchmarks/{dataset}/biology_kept.tsv"
     conda:
         "../envs/singlecell.yaml"
     threads: 1
