@@ -24,6 +24,10 @@ rule integrate_baseline:
     threads: config["threads"]
     params:
         seed=config["seed"],
+        # a baseline's own config block (harmony: max_iter); the others have none
+        settings=lambda wildcards: DATASETS[wildcards.dataset].get(
+            wildcards.baseline, {}
+        ),
     script:
         "../workflow_scripts/integration/integrate_baseline.py"
 
@@ -32,19 +36,22 @@ rule train_scvi:
     input:
         adata="results/{dataset}/data/prepared.h5ad",
     output:
-        adata="results/{dataset}/integration/scvi.h5ad",
+        adata="results/{dataset}/integration/scvi_{mode}_seed{seed}.h5ad",
     log:
-        "logs/{dataset}/train_scvi.log",
+        "logs/{dataset}/train_scvi/{mode}_seed{seed}.log",
     benchmark:
-        "benchmarks/{dataset}/train_scvi.tsv"
+        "benchmarks/{dataset}/train_scvi/{mode}_seed{seed}.tsv"
+    wildcard_constraints:
+        mode="|".join(SCVI_MODE_DEFAULTS),
     conda:
         "../envs/scvi.yaml"
     threads: config["threads"]
     resources:
         gpu=1,
     params:
-        settings=lambda wildcards: DATASETS[wildcards.dataset]["scvi"],
-        seed=config["seed"],
+        settings=lambda wildcards: scvi_settings(
+            DATASETS[wildcards.dataset]["scvi"], wildcards.mode
+        ),
         device=config["device"],
     script:
         "../workflow_scripts/integration/train_scvi.py"
@@ -143,6 +150,7 @@ rule scib:
             subcategory="Tables",
             labels={"table": "scIB metrics"},
         ),
+        summary="results/{dataset}/integration/scib_seeds.tsv",
     log:
         "logs/{dataset}/scib.log",
     benchmark:
@@ -171,6 +179,7 @@ rule truth_metrics:
             subcategory="Tables",
             labels={"table": "vs truth"},
         ),
+        seeds="results/{dataset}/integration/truth_seeds.tsv",
         genes="results/{dataset}/integration/truth_genes.tsv.gz",
         sample="results/{dataset}/integration/truth_sample.tsv.gz",
     log:
@@ -396,3 +405,87 @@ rule figure_genex_training:
     threads: 1
     script:
         "../workflow_scripts/integration/figure_genex_training.py"
+
+
+# ------------------------------------------------------------------ benchmark scores with truth and seeds
+rule biology_kept:
+    input:
+        tables=lambda wildcards: run_files(
+            wildcards, "results/{dataset}/de/pseudobulk_{run}.tsv"
+        ),
+        scib="results/{dataset}/integration/scib.tsv",
+        truth="results/{dataset}/data/truth.h5ad",
+        prepared="results/{dataset}/data/prepared.h5ad",
+    output:
+        table=report(
+            "results/{dataset}/integration/biology_kept.tsv",
+            caption=f"{REPORT_CAPTIONS}/biology_kept.rst",
+            category="{dataset}",
+            subcategory="Tables",
+            labels={"table": "biology kept"},
+        ),
+        seeds="results/{dataset}/integration/biology_kept_seeds.tsv",
+    log:
+        "logs/{dataset}/biology_kept.log",
+    benchmark:
+        "benchmarks/{dataset}/biology_kept.tsv"
+    conda:
+        "../envs/singlecell.yaml"
+    threads: 1
+    script:
+        "../workflow_scripts/integration/biology_kept.py"
+
+
+rule explain_baseline:
+    input:
+        prepared="results/{dataset}/data/prepared.h5ad",
+        truth="results/{dataset}/data/truth.h5ad",
+        summaries=lambda wildcards: expand(
+            "results/{dataset}/explain/{covariate}_summary.json",
+            dataset=wildcards.dataset,
+            covariate=DATASETS[wildcards.dataset]["explain"]["covariates"],
+        ),
+    output:
+        auroc="results/{dataset}/explain/baseline/auroc.tsv",
+        genes="results/{dataset}/explain/baseline/wilcoxon_genes.tsv.gz",
+    log:
+        "logs/{dataset}/explain/baseline.log",
+    benchmark:
+        "benchmarks/{dataset}/explain/baseline.tsv"
+    conda:
+        "../envs/singlecell.yaml"
+    threads: 1
+    params:
+        covariates=lambda wildcards: DATASETS[wildcards.dataset]["explain"][
+            "covariates"
+        ],
+    script:
+        "../workflow_scripts/integration/explain_baseline.py"
+
+
+rule figure_benchmark:
+    input:
+        table=lambda wildcards: {
+            "scib_seeds": "results/{dataset}/integration/scib.tsv",
+            "biology_kept": "results/{dataset}/integration/biology_kept.tsv",
+            "explain_auroc": "results/{dataset}/explain/baseline/auroc.tsv",
+        }[wildcards.figure],
+    output:
+        report(
+            "results/{dataset}/figures/{figure}.png",
+            caption=f"{REPORT_CAPTIONS}/{{figure}}.rst",
+            category="{dataset}",
+            subcategory="Benchmark with truth and seeds",
+        ),
+    log:
+        "logs/{dataset}/figures/{figure}.log",
+    wildcard_constraints:
+        figure="scib_seeds|biology_kept|explain_auroc",
+    localrule: True
+    conda:
+        "../envs/core.yaml"
+    threads: 1
+    params:
+        figure=lambda wildcards: wildcards.figure,
+    script:
+        "../workflow_scripts/integration/figure_benchmark.py"

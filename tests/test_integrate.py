@@ -72,9 +72,12 @@ def test_baselines_follow_the_contract_and_write(prepared, method, output, tmp_p
     np.testing.assert_array_equal(again.obsm["X_emb"], result.obsm["X_emb"])  # same seed, same numbers
 
 
-def test_harmony_records_the_penalties_it_used(prepared):
+def test_harmony_records_the_penalties_it_used_and_why_it_stopped(prepared):
     params = integrate("harmony", prepared, seed=0).uns["integration"]["params"]
     assert params["theta"] == 2.0 and "estimated" in params["lamb"] and params["n_comps"] == 50
+    assert params["max_iter"] == 100 and params["stop_reason"] == "converged" and 1 <= params["iterations"] < 100
+    bounded = integrate("harmony", prepared, seed=0, params={"max_iter": 1}).uns["integration"]["params"]
+    assert bounded["iterations"] == 1 and bounded["stop_reason"] == "max_iter"
 
 
 def test_scanorama_puts_cells_back_in_their_order(prepared):
@@ -94,7 +97,9 @@ def test_scvi_trains_briefly_and_keeps_a_corrected_layer(prepared):
     _check_contract(result, prepared, "scvi", "embed")
     params = result.uns["integration"]["params"]
     assert result.obsm["X_emb"].shape == (prepared.n_obs, 10)
-    assert params["epochs_trained"] == 2 and params["batch_size"] == prepared.n_obs and params["threads"] == 1
+    # scvi-tools' own mini-batch of 128 by default; 2 epochs is a cap below its rule, and says so
+    assert params["epochs_trained"] == 2 and params["batch_size"] == 128 and params["threads"] == 1
+    assert params["epochs_capped"] and params["epoch_rule"] == 400
     corrected = result.layers["corrected"]
     assert corrected.shape == prepared.shape and (corrected >= 0).all()
     # log1p of expression normalised to 1e4 per cell: each row sums back to ~1e4.

@@ -11,7 +11,7 @@ from deepexpr.errors import InputError
 from deepexpr.io import write_json, write_table
 from deepexpr.plots import explain, integration
 
-RUNS = ["genex_corrected_seed1", "scvi", "unintegrated", "genex_corrected_seed0", "combat", "harmony", "scanorama"]
+RUNS = ["genex_corrected_seed1", "scvi_recommended_seed0", "unintegrated", "genex_corrected_seed0", "combat", "harmony", "scanorama"]
 FULL_RUNS = ["unintegrated", "combat", "genex_corrected_seed0", "genex_corrected_seed1"]
 BATCHES = ["batch1", "batch2", "batch3"]
 CELL_TYPES = ["B", "CD14_Mono", "NK", "T_CD4"]
@@ -195,13 +195,13 @@ def explain_tables(tmp_path_factory):
 def test_run_labels_and_order():
     assert integration.run_label("genex_corrected_seed0") == "GENEX (corrected, seed 0)"
     assert integration.run_label("genex_faithful_seed12") == "GENEX (faithful, seed 12)"
-    assert [integration.run_label(r) for r in ["unintegrated", "combat", "harmony", "scanorama", "scvi"]] == [
+    assert [integration.run_label(r) for r in ["unintegrated", "combat", "harmony", "scanorama"]] == [
         "Unintegrated",
         "ComBat",
         "Harmony",
         "Scanorama",
-        "scVI",
     ]
+    assert integration.run_label("scvi_genexpaper_seed1") == "scVI (genexpaper, seed 1)"
     assert integration.run_label("seurat") == "seurat"
     assert integration.run_label("truth") == "Batch-free truth (reference)"
     assert integration.run_order(["truth", "seurat", *RUNS])[-2:] == ["seurat", "truth"]
@@ -210,7 +210,7 @@ def test_run_labels_and_order():
         "combat",
         "harmony",
         "scanorama",
-        "scvi",
+        "scvi_recommended_seed0",
         "genex_corrected_seed0",
         "genex_corrected_seed1",
     ]
@@ -230,10 +230,10 @@ def test_umap_grid_has_one_panel_per_run_and_shared_levels(integration_tables, t
 
 def test_umap_picks_runs_and_names_a_missing_run_or_column(integration_tables, tmp_path):
     path = integration_tables["umap"]
-    result = integration.plot_umaps(path, "batch", tmp_path / "one.png", runs=["scvi"]).numbers
-    assert result["runs"] == ["scvi"]
+    result = integration.plot_umaps(path, "batch", tmp_path / "one.png", runs=["scvi_recommended_seed0"]).numbers
+    assert result["runs"] == ["scvi_recommended_seed0"]
     with pytest.raises(InputError) as excinfo:
-        integration.plot_umaps(path, "batch", tmp_path / "never.png", runs=["scvi", "bbknn"])
+        integration.plot_umaps(path, "batch", tmp_path / "never.png", runs=["scvi_recommended_seed0", "bbknn"])
     assert str(path) in str(excinfo.value) and "bbknn" in str(excinfo.value)
     broken = tmp_path / "umap.tsv.gz"
     write_table(pd.read_csv(path, sep="\t").drop(columns="cell_type"), broken)
@@ -305,7 +305,9 @@ def test_scib_table_sorted_by_total(integration_tables, tmp_path):
     assert_png(out)
     scib = pd.read_csv(integration_tables["scib"], sep="\t")
     assert result["runs"] == list(scib.sort_values("total", ascending=False)["run"])
-    assert result["total_bras"]["scvi"] == pytest.approx(scib.set_index("run").loc["scvi", "total_bras"])
+    assert result["total_bras"]["scvi_recommended_seed0"] == pytest.approx(
+        scib.set_index("run").loc["scvi_recommended_seed0", "total_bras"]
+    )
 
     broken = tmp_path / "scib.tsv"
     write_table(scib.drop(columns="total_bras"), broken)

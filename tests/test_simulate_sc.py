@@ -1,4 +1,6 @@
-"""Splat-like single-cell simulator: contract, determinism, exact batch-free truth, donors design."""
+"""Splat-like single-cell simulator: contract, determinism, exact batch-free truth, donors design,
+and the two presets (easy: one batch factor per gene; realistic: cell-type-specific batch factors,
+unequal composition, shallow libraries, dropout)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,21 @@ import pytest
 import scipy.sparse as sp
 import yaml
 
-from deepexpr.data.singlecell.simulate import DEFAULTS, simulate_singlecell, write_simulation
+from deepexpr.data.singlecell.simulate import DEFAULTS, PRESETS, simulate_singlecell, write_simulation
 from deepexpr.errors import InputError
 
-SMALL = {"n_genes": 300, "batch_cells": [150, 200, 250]}
-DONORS = {"design": "donors", "n_genes": 400, "cells_per_donor": 80, "donors_per_condition": 3, "sex_de_prob": 0.05}
+# The tests of the Splat core run on the easy preset (one factor per gene and batch); the realistic
+# preset has its own tests below.
+SMALL = {"preset": "easy", "n_genes": 300, "batch_cells": [150, 200, 250]}
+DONORS = {
+    "preset": "easy",
+    "design": "donors",
+    "n_genes": 400,
+    "cells_per_donor": 80,
+    "donors_per_condition": 3,
+    "sex_de_prob": 0.05,
+}
+REALISTIC = {"preset": "realistic", "n_genes": 300, "batch_cells": [300, 300, 300]}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +48,9 @@ def test_defaults_match_the_config_schema(repo_root):
     properties = schema["$defs"]["simulate_singlecell"]["properties"]
     assert set(properties) == set(DEFAULTS)
     assert {k: v["default"] for k, v in properties.items()} == DEFAULTS
+    assert properties["preset"]["enum"] == sorted(PRESETS)
+    # every key a preset sets is left to the preset (null) in the defaults
+    assert all(DEFAULTS[key] is None for preset in PRESETS.values() for key in preset)
 
 
 def test_raw_and_truth_follow_the_contract(groups):
@@ -163,6 +178,9 @@ def test_dropout_adds_zeros_in_both_and_keeps_untouched_genes_equal():
         ({"batches": ["x"]}, ["simulate.batches", "1 names for 3 batch_cells"]),
         ({"design": "pairs"}, ["simulate.design", "'pairs'"]),
         ({"design": "donors", "conditions": ["healthy"]}, ["simulate.conditions", "at least 2"]),
+        ({"preset": "hard"}, ["simulate.preset", "'hard'"]),
+        ({"absent_cell_type": "Tcell"}, ["simulate.absent_cell_type", "'Tcell'"]),
+        ({"composition_concentration": -1}, ["simulate.composition_concentration", "non-negative"]),
     ],
 )
 def test_bad_parameters_raise_input_error(params, words):
@@ -173,7 +191,7 @@ def test_bad_parameters_raise_input_error(params, words):
 
 
 def test_named_batches_and_write_round_trip(tmp_path):
-    raw, truth = simulate_singlecell({"n_genes": 50, "batch_cells": [20, 30], "batches": ["10x_v2", "10x_v3"]}, seed=1)
+    raw, truth = simulate_singlecell({"preset": "easy", "n_genes": 50, "batch_cells": [20, 30], "batches": ["10x_v2", "10x_v3"]}, seed=1)
     assert list(raw.obs["batch"].cat.categories) == ["10x_v2", "10x_v3"]
     write_simulation(raw, truth, tmp_path / "raw.h5ad", tmp_path / "truth.h5ad")
     raw_back, truth_back = ad.read_h5ad(tmp_path / "raw.h5ad"), ad.read_h5ad(tmp_path / "truth.h5ad")
@@ -188,3 +206,85 @@ def test_pbmc_sized_simulation_is_fast():
     elapsed = time.perf_counter() - start
     assert raw.shape == (3000, 1000)
     assert elapsed < 4.0, f"3,000 x 1,000 took {elapsed:.2f} s (target < 2 s)"
+
+
+@pytest.fixture(scope="module")
+def realistic():
+    return simulate_singlecell(REALISTIC, seed=3)
+
+
+def test_realistic_is_the_default_preset_and_deterministic(realistic):
+    raw, truth = realistic
+    assert raw.uns["deepexpr"]["simulate"]["preset"] == "realistic"
+    default, _ = simulate_singlecell({k: v for k, v in REALISTIC.items() if k != "preset"}, seed=3)
+    again, _ = simulate_singlecell(REALISTIC, seed=3)
+    assert (default.X != raw.X).nnz == 0 and (again.X != raw.X).nnz == 0
+    assert list(again.obs["cell_type"]) == list(raw.obs["cell_type"])
+
+
+def test_realistic_libraries_are_shallow_and_drop_out(realistic):
+    raw, truth = realistic
+    library = np.asarray(truth.layers["true_means"].sum(axis=1)).ravel()
+    assert 0.9 < ((library > 1500) & (library < 15000)).mean()
+    assert 3000 < np.median(library) < 7000
+    easy, _ = simulate_singlecell({**REALISTIC, "preset": "easy"}, seed=3)
+    assert np.median(np.asarray(easy.X.sum(axis=1)).ravel()) > 30000  # easy: ~60k UMIs per cell
+    # dropout removes counts the Poisson draw made: more zeros than the same shallow libraries without it
+    undropped, _ = simulate_singlecell({**REALISTIC, "dropout": False}, seed=3)
+    assert (_dense(raw.X) == 0).mean() > (_dense(undropped.X) == 0).mean() + 0.05
+
+
+def test_realistic_composition_differs_by_batch_with_one_type_absent(realistic):
+    raw, _ = realistic
+    counts = raw.obs.groupby("batch", observed=False)["cell_type"].value_counts().unstack()
+    share = counts.div(counts.sum(axis=1), axis=0)
+    absent = DEFAULTS["cell_types"][1]  # "second": NK
+    assert counts.loc["batch3", absent] == 0 and (counts.loc[["batch1", "batch2"], absent] > 0).all()
+    assert (share.max() - share.min()).max() > 0.1  # not one shared composition
+    # a single batch keeps every cell type
+    single, _ = simulate_singlecell({"n_genes": 100, "batch_cells": [400]}, seed=0)
+    assert single.obs["cell_type"].nunique() == len(DEFAULTS["cell_types"])
+
+
+def test_realistic_batch_factors_depend_on_the_cell_type(realistic):
+    raw, truth = realistic
+    observed, clean = _dense(raw.X), _dense(truth.X)
+    affected = truth.var["batch_affected"].to_numpy()
+    # genes no batch touches stay identical to the truth, dropout included
+    np.testing.assert_array_equal(observed[:, ~affected], clean[:, ~affected])
+    types = DEFAULTS["cell_types"]
+    by_type = truth.var[[f"batch_factor_batch1_{t}" for t in types]].to_numpy()
+    assert np.all(by_type[~affected] == 1.0)
+    spread = np.log(by_type[affected]).std(axis=1)
+    assert np.median(spread) > 0.25  # batch_cell_type_scale 0.5
+    # within one batch and cell type the observed/truth ratio follows that pair's factor, not the batch's
+    cells = ((raw.obs["batch"] == "batch1") & (raw.obs["cell_type"] == "T_cell")).to_numpy()
+    ratio = (observed[cells].sum(0) + 1) / (clean[cells].sum(0) + 1)
+    high = affected & (clean[cells].sum(0) > 200)
+    specific = np.log(truth.var["batch_factor_batch1_T_cell"].to_numpy()[high])
+    shared = np.log(truth.var["batch_factor_batch1"].to_numpy()[high])
+    assert np.corrcoef(np.log(ratio[high]), specific)[0, 1] > 0.9
+    assert np.corrcoef(np.log(ratio[high]), specific)[0, 1] > np.corrcoef(np.log(ratio[high]), shared)[0, 1] + 0.1
+
+
+def test_realistic_donors_keep_the_nested_design():
+    raw, truth = simulate_singlecell({**DONORS, "preset": "realistic"}, seed=5)
+    per_donor = raw.obs.groupby("donor", observed=True).agg({"condition": "nunique", "cell_type": "size"})
+    assert (per_donor["condition"] == 1).all() and (per_donor["cell_type"] == 80).all()
+    last = raw.obs["donor"].cat.categories[-1]
+    assert (raw.obs.loc[raw.obs["donor"] == last, "cell_type"] != DEFAULTS["cell_types"][1]).all()
+    assert truth.var["condition_affected"].sum() > 5
+
+
+def test_modules_work_with_the_realistic_preset():
+    params = {**REALISTIC, "n_genes": 200, "batch_cells": [300, 300], "batch_gene_prob": 0.0}
+    raw, truth = simulate_singlecell(params, 1, modules={"n_modules": 3, "module_size": 15, "module_sd": 1.2})
+    module = truth.var["module"].to_numpy()
+    assert np.bincount(module[module >= 0]).tolist() == [15] * 3
+    plain, _ = simulate_singlecell(params, 1)
+    assert raw.obs.equals(plain.obs)
+    x = np.log1p(raw.X.toarray() / raw.X.sum(axis=1).A * 1e4)
+    corr = np.corrcoef(x.T)
+    same = (module[:, None] == module[None, :]) & (module[:, None] >= 0) & ~np.eye(len(module), dtype=bool)
+    other = (module[:, None] != module[None, :]) & (module[:, None] >= 0) & (module[None, :] >= 0)
+    assert corr[same].mean() > corr[other].mean() + 0.05

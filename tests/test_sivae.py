@@ -30,6 +30,8 @@ TINY = dict(
 def _data(n_cells=120, n_genes=60, seed=0, modules=None):
     raw, truth = simulate_singlecell(
         {
+            # the module tests are sized for the easy preset's deep libraries (no dropout)
+            "preset": "easy",
             "n_genes": n_genes,
             "batch_cells": [n_cells],
             "batch_gene_prob": 0.0,

@@ -36,13 +36,15 @@ def tiny_config(**overrides) -> dict:
         single = config["datasets"][name]
         single["simulate"]["n_genes"] = 300
         single["normalize"].update({"n_top_genes": 200, "min_genes": 20})
-        single["genex"]["max_epochs"] = 3
-        single["scvi"]["max_epochs"] = 5
+        single["genex"].update({"max_epochs": 3, "seeds": [0]})
+        single["scvi"].update({"max_epochs": 5, "seeds": [0]})
         single["explain"]["max_cells"] = 100
     config["datasets"]["sim_pbmc"]["simulate"]["batch_cells"] = [120, 120, 160]
     # The siVAE study and its planted modules have their own e2e test (tests/test_workflow_sivae.py).
     del config["datasets"]["sim_pbmc"]["sivae"]
     del config["datasets"]["sim_pbmc"]["simulate"]["modules"]
+    # the tiny sim_pbmc checks below were measured on the easy preset (ComBat's own model); sim_covid stays realistic
+    config["datasets"]["sim_pbmc"]["simulate"]["preset"] = "easy"
     config["datasets"]["sim_covid"]["simulate"]["cells_per_donor"] = 60
     config["run"] = ["sim_bulk", "sim_pbmc"]
     for key, value in overrides.items():
@@ -118,7 +120,12 @@ def test_default_run_writes_tables_and_figures(sim_runs):
 def test_default_run_corrects_batches_side_by_side(sim_runs):
     base = sim_runs[0] / "results" / "sim_pbmc"
     scib = pd.read_csv(base / "integration" / "scib.tsv", sep="\t")
-    assert set(scib["run"]) == {"unintegrated", "combat", "harmony", "scanorama", "scvi", "genex_corrected_seed0", "truth"}
+    runs = {"unintegrated", "combat", "harmony", "scanorama", "scvi_recommended_seed0", "genex_corrected_seed0"}
+    assert set(scib["run"]) == runs | {"truth"}
+    # capped scVI is labelled, Harmony says how it stopped; one summary row per method and mode
+    notes = scib.set_index("run")["note"].fillna("")
+    assert notes["scvi_recommended_seed0"].startswith("capped: 5 of") and "iterations" in notes["harmony"]
+    assert len(pd.read_csv(base / "integration" / "scib_seeds.tsv", sep="\t")) == len(runs) + 1
     assert scib[["bio_conservation", "batch_correction", "total"]].notna().all().all()
     # The batch-free truth keeps the cell types apart and has no batch left in it.
     reference = scib.set_index("run").loc["truth"]
@@ -134,7 +141,7 @@ def test_default_run_corrects_batches_side_by_side(sim_runs):
     # ComBat, on this linear simulated batch effect, removes it (measured 0.93 against 0.28).
     assert scib.set_index("run").loc["combat", "batch_correction"] > unintegrated["batch_correction"] + 0.3
     truth = pd.read_csv(base / "integration" / "truth.tsv", sep="\t")
-    assert set(truth["run"]) == {"unintegrated", "combat", "scvi", "genex_corrected_seed0"}
+    assert set(truth["run"]) == {"unintegrated", "combat", "scvi_recommended_seed0", "genex_corrected_seed0"}
     # Per-gene Pearson with the batch-free truth on the batch-affected genes: GENEX 0.729 against
     # unintegrated 0.716 (ComBat 0.968); GENEX must be above unintegrated and keep the others'.
     truth = truth.set_index("run")
@@ -168,6 +175,12 @@ def test_covid_like_dataset_by_name(tmp_path):
         assert (base / "explain" / f"{covariate}.tsv").exists()
     pseudobulk = pd.read_csv(base / "de" / "pseudobulk_genex_corrected_seed0.tsv", sep="\t")
     assert {"cell_type", "gene", "log2FoldChange", "padj"} <= set(pseudobulk.columns)
+    # biology kept: every run, embedding-only ones included, beside its scIB total
+    kept = pd.read_csv(base / "integration" / "biology_kept.tsv", sep="\t")
+    assert {"harmony", "scanorama", "genex_corrected_seed0"} <= set(kept["run"])
+    assert kept[["biology_kept_auprc", "total"]].notna().all().all()
+    auroc = pd.read_csv(base / "explain" / "baseline" / "auroc.tsv", sep="\t")
+    assert set(auroc["method"]) == {"integrated_gradients", "wilcoxon"} and len(auroc) == 6
     assert not (tmp_path / "results" / "sim_bulk").exists(), "a target by name builds only that dataset"
 
 

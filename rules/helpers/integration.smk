@@ -1,5 +1,6 @@
 # Helpers of study integration (input functions, target list), included by rules/integration.smk.
 
+from deepexpr.integration.baselines import SCVI_MODE_DEFAULTS, scvi_settings
 from deepexpr.registry import (
     INTEGRATION_METHODS,
     REFERENCE_METHOD,
@@ -77,13 +78,21 @@ def integration_targets(dataset):
     targets += expand(
         "{base}/de/wilcoxon_{run}.tsv", base=base, run=full_output_runs(dataset)
     )
+    figures.append("scib_seeds")
     if "pseudobulk" in spec:
+        # every run, embedding-only ones through their neighbourhood means (biology kept)
         targets += expand(
-            "{base}/de/pseudobulk_{run}.tsv", base=base, run=full_output_runs(dataset)
+            "{base}/de/pseudobulk_{run}.tsv", base=base, run=integration_runs(dataset)
         )
     if is_simulated(dataset):
         targets.append(f"{base}/integration/truth.tsv")
         figures += ["truth_scatter", "truth_metrics", "de_recovery"]
+    if is_simulated(dataset) and "pseudobulk" in spec:
+        targets.append(f"{base}/integration/biology_kept.tsv")
+        figures.append("biology_kept")
+    if is_simulated(dataset) and runs_genex(dataset):
+        targets.append(f"{base}/explain/baseline/auroc.tsv")
+        figures.append("explain_auroc")
     if runs_genex(dataset):
         targets += expand(
             "{base}/explain/{covariate}.tsv",

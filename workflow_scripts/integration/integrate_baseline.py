@@ -12,5 +12,7 @@ from deepexpr.workflow import rule_log
 
 with rule_log(snakemake.log[0]):
     prepared = ad.read_h5ad(snakemake.input.adata)
-    result = integrate(snakemake.wildcards.baseline, prepared, seed=snakemake.params.seed)
+    result = integrate(
+        snakemake.wildcards.baseline, prepared, seed=snakemake.params.seed, params=snakemake.params.settings
+    )
     write_h5ad(result, snakemake.output.adata)

@@ -1,4 +1,4 @@
-"""Rule train_scvi: the scVI baseline (scvi-tools) on the prepared counts."""
+"""Rule train_scvi: the scVI baseline (scvi-tools) on the prepared counts, one mode (settings variant) and seed."""
 
 import sys
 
@@ -13,5 +13,6 @@ from deepexpr.workflow import rule_log
 with rule_log(snakemake.log[0]):
     prepared = ad.read_h5ad(snakemake.input.adata)
     params = {**snakemake.params.settings, "device": snakemake.params.device, "threads": snakemake.threads}
-    result = integrate("scvi", prepared, seed=snakemake.params.seed, params=params)
+    result = integrate("scvi", prepared, seed=int(snakemake.wildcards.seed), params=params)
+    result.uns["integration"]["mode"] = snakemake.wildcards.mode
     write_h5ad(result, snakemake.output.adata)

@@ -211,3 +211,43 @@ def value_summary(run_adata: ad.AnnData, run: str) -> dict:
         "max": float(values.max()),
         "mean": float(values.mean()),
     }
+
+
+def run_note(adata: ad.AnnData) -> str:
+    """What a reader must know beside a run's scores: an scVI run trained for fewer epochs than
+    scvi-tools' own rule is ``capped``; Harmony says how it stopped. Empty for anything else."""
+    params = (adata.uns.get("integration") or {}).get("params", {}) or {}
+    if bool(params.get("epochs_capped", False)):
+        return f"capped: {int(params['max_epochs'])} of scvi-tools' {int(params['epoch_rule'])} epochs"
+    if "stop_reason" in params:
+        return f"{int(params['iterations'])} iterations, {params['stop_reason']}"
+    return ""
+
+
+def method_group(method: str, mode: str) -> str:
+    """The seeds of one method and mode form a group: ``genex_corrected``, ``scvi_recommended``, ``combat``."""
+    return str(method) if str(mode) in ("", "none") else f"{method}_{mode}"
+
+
+def seed_summary(table: pd.DataFrame, metrics: Sequence[str]) -> pd.DataFrame:
+    """Mean, sd (ddof 1; NaN for a single seed) and number of seeds of each metric per method and mode.
+
+    ``table`` has one row per run with columns method, mode, seed and the metrics (scib.tsv,
+    truth.tsv); the result has one row per group (first-appearance order) with ``{metric}_mean``,
+    ``{metric}_sd`` and ``n_seeds``; a ``note`` column, when present, is kept (joined if seeds differ).
+    """
+    missing = [column for column in ("method", "mode", "seed", *metrics) if column not in table.columns]
+    if missing:
+        raise InputError("seed summary", f"columns {missing} are missing (have {list(table.columns)})")
+    groups = table.assign(group=[method_group(m, o) for m, o in zip(table["method"], table["mode"])])
+    rows = []
+    for group, part in groups.groupby("group", sort=False):
+        row = {"group": group, "method": part["method"].iloc[0], "mode": part["mode"].iloc[0], "n_seeds": len(part)}
+        if "note" in part.columns:
+            row["note"] = "; ".join(dict.fromkeys(str(n) for n in part["note"].fillna("") if str(n)))
+        for metric in metrics:
+            values = pd.to_numeric(part[metric], errors="coerce")
+            row[f"{metric}_mean"] = float(values.mean())
+            row[f"{metric}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -35,6 +35,15 @@ OUTPUT_KINDS = ("full", "embed")
 
 #: Components of the PCA that full outputs are scored on (fewer when the data is smaller).
 N_PCS = 50
+#: Harmony's outer-iteration bound by default: far above the few it needs to converge (harmonypy's own is 10).
+HARMONY_MAX_ITER = 100
+#: scVI settings per mode (config ``datasets.<d>.scvi``; None there = these): ``recommended`` = scvi-tools'
+#: own defaults (mini-batch 128, its epoch rule); ``genexpaper`` = the GENEX notebooks' mini-batch of
+#: 1,200 cells with the same epoch rule. ``max_epochs`` None = scvi-tools' rule, min(400, 400 x 20,000 / cells).
+SCVI_MODE_DEFAULTS: dict[str, dict] = {
+    "recommended": {"batch_size": 128, "max_epochs": None},
+    "genexpaper": {"batch_size": 1200, "max_epochs": None},
+}
 
 
 def _dense(matrix) -> np.ndarray:
@@ -180,12 +189,16 @@ def integrate_harmony(
     n_comps: int = N_PCS,
     theta: float = 2.0,
     lamb: float | None = None,
+    max_iter: int = HARMONY_MAX_ITER,
     threads: int = 1,
 ) -> ad.AnnData:
     """harmonypy on PCA50 of the log-normalised HVGs, batch = obs ``batch``.
 
     harmonypy 2.x changed the ridge penalty default: ``lamb=None`` now estimates it per cluster
     from alpha = 0.2 (R harmony 1.x used a fixed 1). The value used is recorded either way.
+    ``max_iter`` bounds Harmony's outer iterations (harmonypy's own default is 10); the run
+    records how many it took and why it stopped (``converged`` by harmonypy's objective test, or
+    ``max_iter``).
     """
     import harmonypy
 
@@ -194,13 +207,25 @@ def integrate_harmony(
     meta = pd.DataFrame({"batch": prepared.obs["batch"].astype(str).to_numpy()})
     started = time.perf_counter()
     fit = harmonypy.run_harmony(
-        pcs, meta, "batch", theta=theta, lamb=lamb, random_state=seed, ncores=threads, verbose=False
+        pcs,
+        meta,
+        "batch",
+        theta=theta,
+        lamb=lamb,
+        max_iter_harmony=int(max_iter),
+        random_state=seed,
+        ncores=threads,
+        verbose=False,
     )
     seconds = time.perf_counter() - started
     corrected = np.asarray(fit.Z_corr)
     if corrected.shape[0] != prepared.n_obs:  # older harmonypy returned PCs x cells
         corrected = corrected.T
-    logger.info("harmony: %d iterations", len(fit.objective_harmony))
+    # one k-means round count per outer iteration; harmonypy leaves its loop early only when its
+    # convergence test passes
+    iterations = len(fit.kmeans_rounds)
+    stop_reason = "max_iter" if iterations >= int(max_iter) else "converged"
+    logger.info("harmony: %d iterations, stopped: %s (max_iter %d)", iterations, stop_reason, int(max_iter))
     return finish_integration(
         prepared,
         "harmony",
@@ -210,6 +235,9 @@ def integrate_harmony(
             "n_comps": int(pcs.shape[1]),
             "theta": float(theta),
             "lamb": "estimated per cluster (alpha=0.2)" if lamb is None else float(lamb),
+            "max_iter": int(max_iter),
+            "iterations": int(iterations),
+            "stop_reason": stop_reason,
             "harmonypy": version("harmonypy"),
         },
         seed=seed,
@@ -304,6 +332,25 @@ def _epoch_logger():
     return EpochLogger()
 
 
+def scvi_settings(block: Mapping, mode: str) -> dict:
+    """``integrate_scvi`` keyword arguments of one mode: the config block (without its workflow-only
+    keys modes/seeds) with every None replaced by the mode's default."""
+    if mode not in SCVI_MODE_DEFAULTS:
+        raise InputError("config: scvi.modes", f"unknown scVI mode {mode!r}; expected one of {sorted(SCVI_MODE_DEFAULTS)}")
+    settings = {key: value for key, value in block.items() if key not in ("modes", "seeds")}
+    for key, value in SCVI_MODE_DEFAULTS[mode].items():
+        if settings.get(key) is None:
+            settings[key] = value
+    return settings
+
+
+def scvi_epoch_rule(n_cells: int) -> int:
+    """scvi-tools' own number of epochs for ``n_cells`` (what ``max_epochs=None`` trains)."""
+    from scvi.model._utils import get_max_epochs_heuristic
+
+    return int(get_max_epochs_heuristic(n_cells))
+
+
 def integrate_scvi(
     prepared: ad.AnnData,
     seed: int = 0,
@@ -311,15 +358,15 @@ def integrate_scvi(
     n_latent: int = 10,
     n_layers: int = 1,
     gene_likelihood: str = "nb",
-    batch_size: int = 1200,
+    batch_size: int = 128,
     device: str = "auto",
     threads: int | None = None,
 ) -> ad.AnnData:
-    """scVI (scvi-tools) on ``layers["counts"]`` with the GENEX notebooks' settings; embed = latent mean.
+    """scVI (scvi-tools) on ``layers["counts"]``, by default at scvi-tools' own settings; embed = latent mean.
 
     All cells train (no validation split: nothing early-stops). ``max_epochs=None`` uses
-    scvi-tools' heuristic, min(400, round(400 * 20000 / n_cells)). The minibatch is at most the
-    number of cells. Besides the latent (the scored embedding) the result keeps
+    scvi-tools' heuristic, min(400, round(400 * 20000 / n_cells)); a smaller ``max_epochs`` is
+    recorded as a cap (``epochs_capped``). The minibatch is at most the number of cells. Besides the latent (the scored embedding) the result keeps
     ``layers["corrected"]`` = log1p of the normalised expression at library size 1e4, averaged
     over all batches (``transform_batch`` = every batch level, i.e. batch-free), so the truth
     metrics can score scVI as a full method too; the run's output kind stays "embed".
@@ -379,6 +426,8 @@ def integrate_scvi(
             "batch_size": batch_size,
             "max_epochs": callback.max_epochs,
             "epochs_trained": int(callback.epochs),
+            "epoch_rule": scvi_epoch_rule(n_cells),
+            "epochs_capped": bool(callback.max_epochs < scvi_epoch_rule(n_cells)),
             "train_size": 1.0,
             "device": torch_device.type,
             "threads": int(torch.get_num_threads()),

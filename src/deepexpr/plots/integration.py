@@ -514,7 +514,8 @@ def plot_scib_table(scib_tsv, out=None, *, dataset: str = "", label: str = "", m
             ax.add_patch(Rectangle((xpos, y), 1, 1, facecolor=face, edgecolor="white", lw=1.2))
             weight = "bold" if col == "total" else "normal"
             ax.text(xpos + 0.5, y + 0.5, text, ha="center", va="center", fontsize=8, color=colour, fontweight=weight)
-        ax.text(-0.15, y + 0.5, run_label(run), ha="right", va="center", fontsize=9)
+        capped = str(row.get("note", "")).startswith("capped")  # trained below its developers' epoch rule
+        ax.text(-0.15, y + 0.5, run_label(run) + (" [capped]" if capped else ""), ha="right", va="center", fontsize=9)
     start = 0
     for group, cols in SCIB_GROUPS:
         xs = x_positions[start : start + len(cols)]

@@ -17,6 +17,15 @@ or binomial thinning (factor < 1), which gives exactly Poisson(mean * factor); g
 no batch touches have identical observed and truth counts, so truth metrics measure
 batch removal and not resampling noise.
 
+Two presets (``preset``): ``easy`` is the simulator as first written, one multiplicative batch
+factor per gene shared by every cell type, the same cell-type proportions in every batch and
+~60k UMIs per cell. That is ComBat's own model, so ComBat recovers the truth exactly. ``realistic``
+(the default) breaks it the way real data do: each batch factor also varies by cell type
+(gene x batch x cell type), every batch draws its own cell-type proportions (Dirichlet around
+``cell_type_prob``) and one cell type is absent from the last batch, libraries hold ~2k-10k UMIs and
+a logistic dropout removes counts. The realistic draws come from their own random stream, so an
+``easy`` simulation is byte-identical to the simulator before presets existed.
+
 Optional planted gene modules (``modules=``, off by default) give gene-level truth for gene
 neighbourhoods and hub genes: each module has one signal per cell; its few hub genes follow
 that signal at full strength and its other members at a weaker, gene-specific coupling, so a
@@ -47,6 +56,7 @@ PathLike = str | os.PathLike
 
 #: Parameters and defaults; the config schema (simulate_singlecell) uses the same names (a test checks).
 DEFAULTS: dict = {
+    "preset": "realistic",
     "design": "groups",
     "n_genes": 2000,
     "cell_types": ["T_cell", "NK", "B_cell", "CD14_mono", "FCGR3A_mono", "DC"],
@@ -60,13 +70,17 @@ DEFAULTS: dict = {
     "batch_fac_scale": 0.3,
     "mean_shape": 0.6,
     "mean_rate": 0.3,
-    "lib_loc": 11,
-    "lib_scale": 0.2,
     "bcv_common": 0.1,
     "bcv_df": 60,
-    "dropout": False,
-    "dropout_mid": 0,
-    "dropout_shape": -1,
+    # None = the preset's value (PRESETS)
+    "lib_loc": None,
+    "lib_scale": None,
+    "dropout": None,
+    "dropout_mid": None,
+    "dropout_shape": None,
+    "batch_cell_type_scale": None,
+    "composition_concentration": None,
+    "absent_cell_type": None,
     # design "groups"
     "batch_cells": [600, 800, 1000],
     "batches": [],
@@ -80,6 +94,35 @@ DEFAULTS: dict = {
     "sex_de_prob": 0.01,
     "sex_fac_loc": 1.5,
     "sex_fac_scale": 0.5,
+}
+
+#: Values of the preset-dependent parameters (None in DEFAULTS). "easy" = the simulator before presets.
+PRESETS: dict[str, dict] = {
+    "easy": {
+        "lib_loc": 11,
+        "lib_scale": 0.2,
+        "dropout": False,
+        "dropout_mid": 0,
+        "dropout_shape": -1,
+        "batch_cell_type_scale": 0.0,
+        "composition_concentration": 0.0,
+        "absent_cell_type": "",
+    },
+    "realistic": {
+        # exp(8.5) ~ 4,900 UMIs; 95 % of cells between ~2,400 and ~9,800 before the batch factors
+        "lib_loc": 8.5,
+        "lib_scale": 0.35,
+        "dropout": True,
+        # drop probability 1 / (1 + e * mean): about half the counts of a gene with mean 0.37
+        "dropout_mid": -1,
+        "dropout_shape": -1,
+        # sd (log scale) of a batch factor's cell-type deviation: the same gene moves differently per cell type
+        "batch_cell_type_scale": 0.5,
+        # Dirichlet concentration of each batch's cell-type proportions around cell_type_prob
+        "composition_concentration": 20.0,
+        # "second" = the second of cell_types (NK by default) is absent from the last batch
+        "absent_cell_type": "second",
+    },
 }
 
 #: Planted gene modules (``simulate_singlecell(..., modules=...)``); n_modules 0 = none.
@@ -104,7 +147,15 @@ def resolve_params(params: Mapping | None) -> dict:
     unknown = sorted(set(params) - set(DEFAULTS))
     if unknown:
         raise InputError(f"simulate.{unknown[0]}", f"unknown simulation parameter(s) {unknown}; known: {sorted(DEFAULTS)}")
+    preset = params.get("preset", DEFAULTS["preset"])
+    if preset not in PRESETS:
+        raise InputError("simulate.preset", f"expected one of {sorted(PRESETS)}, got {preset!r}")
     p = {**DEFAULTS, **params}
+    for key, value in PRESETS[preset].items():
+        if p[key] is None:
+            p[key] = value
+    if p["absent_cell_type"] == "second":
+        p["absent_cell_type"] = p["cell_types"][1] if len(p["cell_types"]) > 1 else ""
 
     def fail(key: str, problem: str):
         raise InputError(f"simulate.{key}", problem)
@@ -128,9 +179,22 @@ def resolve_params(params: Mapping | None) -> dict:
     for key in ("mean_shape", "mean_rate", "bcv_df"):
         if float(p[key]) <= 0:
             fail(key, f"expected a positive number, got {p[key]}")
-    for key in ("de_fac_scale", "batch_fac_scale", "lib_scale", "bcv_common", "condition_fac_scale", "sex_fac_scale"):
+    for key in (
+        "de_fac_scale",
+        "batch_fac_scale",
+        "lib_scale",
+        "bcv_common",
+        "condition_fac_scale",
+        "sex_fac_scale",
+        "batch_cell_type_scale",
+        "composition_concentration",
+    ):
         if float(p[key]) < 0:
             fail(key, f"expected a non-negative number, got {p[key]}")
+    if p["absent_cell_type"] and p["absent_cell_type"] not in p["cell_types"]:
+        fail("absent_cell_type", f"expected one of cell_types {p['cell_types']}, 'second' or '', got {p['absent_cell_type']!r}")
+    if p["absent_cell_type"] and len(p["cell_types"]) < 2:
+        fail("absent_cell_type", "a batch without one cell type needs at least 2 cell_types")
     if p["design"] == "groups":
         if not p["batch_cells"] or any(int(n) < 1 for n in p["batch_cells"]):
             fail("batch_cells", f"expected a non-empty list of positive cell counts, got {p['batch_cells']}")
@@ -174,7 +238,32 @@ def _donor_sexes(n_conditions: int, per_condition: int, rng: np.random.Generator
     return np.concatenate(sexes)
 
 
-def _cell_design(p: dict, rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
+def _realistic_stream(seed: int) -> np.random.Generator:
+    """The realistic preset's own random stream: the Splat draws stay the same as in ``easy``."""
+    return np.random.default_rng([int(seed), 0xBA7C])
+
+
+def batch_composition(p: dict, n_batches: int, seed: int) -> np.ndarray | None:
+    """Cell-type proportions per batch (batches x cell types), or None when every batch shares
+    ``cell_type_prob`` (the easy preset). The absent cell type gets 0 in the last batch (when
+    there are at least two)."""
+    concentration = float(p["composition_concentration"])
+    absent = p["absent_cell_type"] if n_batches > 1 else ""  # a single batch keeps every cell type
+    if concentration == 0 and not absent:
+        return None
+    prob = np.asarray(p["cell_type_prob"], dtype=float)
+    if concentration > 0:
+        rng = _realistic_stream(seed)
+        drawn = np.vstack([rng.dirichlet(np.maximum(prob * concentration, 1e-3)) for _ in range(n_batches)])
+        composition = np.where(prob > 0, drawn, 0.0)  # a type with probability 0 stays absent everywhere
+    else:
+        composition = np.tile(prob, (n_batches, 1))
+    if absent:
+        composition[-1, list(p["cell_types"]).index(absent)] = 0.0
+    return composition / composition.sum(axis=1, keepdims=True)
+
+
+def _cell_design(p: dict, rng: np.random.Generator, seed: int) -> tuple[pd.DataFrame, dict]:
     """obs of every cell plus the integer codes used to build its means."""
     if p["design"] == "groups":
         batches = list(p["batches"]) or _names("batch", len(p["batch_cells"]))
@@ -194,7 +283,14 @@ def _cell_design(p: dict, rng: np.random.Generator) -> tuple[pd.DataFrame, dict]
             "donor": pd.Categorical.from_codes(batch_idx, categories=donors),
             "sex": pd.Categorical.from_codes(codes["sex"], categories=list(SEXES)),
         }
-    type_idx = rng.choice(len(p["cell_types"]), size=batch_idx.size, p=np.asarray(p["cell_type_prob"], dtype=float))
+    composition = batch_composition(p, int(batch_idx.max()) + 1, seed)
+    if composition is None:
+        type_idx = rng.choice(len(p["cell_types"]), size=batch_idx.size, p=np.asarray(p["cell_type_prob"], dtype=float))
+    else:
+        type_idx = np.empty(batch_idx.size, dtype=int)
+        for batch, prob in enumerate(composition):
+            cells = batch_idx == batch
+            type_idx[cells] = rng.choice(len(p["cell_types"]), size=int(cells.sum()), p=prob)
     codes["cell_type"] = type_idx
     obs["cell_type"] = pd.Categorical.from_codes(type_idx, categories=list(p["cell_types"]))
     frame = pd.DataFrame(obs, index=_names("Cell", batch_idx.size))
@@ -281,13 +377,18 @@ def simulate_singlecell(
             for _ in p["cell_types"]
         ]
     )
-    obs, codes = _cell_design(p, rng)
+    obs, codes = _cell_design(p, rng, seed)
     batches = list(obs["batch"].cat.categories)
     batch_affected = rng.random(n_genes) < float(p["batch_gene_prob"])
     batch_factors = np.vstack(
         [_lognormal_factors(n_genes, 1.0, 0.5, p["batch_fac_loc"], p["batch_fac_scale"], rng) for _ in batches]
     )
     batch_factors[:, ~batch_affected] = 1.0
+    # batches x cell types x genes; in easy every cell type shares its batch's factor
+    batch_type_factors = np.repeat(batch_factors[:, None, :], len(p["cell_types"]), axis=1)
+    if float(p["batch_cell_type_scale"]) > 0:
+        deviation = _realistic_stream(seed).normal(0.0, float(p["batch_cell_type_scale"]), batch_type_factors.shape)
+        batch_type_factors[:, :, batch_affected] *= np.exp(deviation[:, :, batch_affected])
 
     # Biological factor of a cell = product over covariates of its level's gene factors.
     biology = [(codes["cell_type"], de_factors)]
@@ -297,6 +398,10 @@ def simulate_singlecell(
     var["batch_affected"] = batch_affected
     for name, row in zip(batches, batch_factors):
         var[f"batch_factor_{name}"] = row
+    if float(p["batch_cell_type_scale"]) > 0:
+        for b, batch in enumerate(batches):
+            for t, cell_type in enumerate(p["cell_types"]):
+                var[f"batch_factor_{batch}_{cell_type}"] = batch_type_factors[b, t]
     for name, row in zip(p["cell_types"], de_factors):
         var[f"de_factor_{name}"] = row
     if p["design"] == "donors":
@@ -326,7 +431,8 @@ def simulate_singlecell(
         bcv_chisq,
         biology,
         codes["batch"],
-        batch_factors,
+        codes["cell_type"],
+        batch_type_factors,
         lib_size,
         None if planted is None else planted[:2],
     )
@@ -362,17 +468,20 @@ def _simulate_counts(
     bcv_chisq: np.ndarray,
     biology: list[tuple[np.ndarray, np.ndarray]],
     batch_idx: np.ndarray,
+    type_idx: np.ndarray,
     batch_factors: np.ndarray,
     lib_size: np.ndarray,
     modules: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
     """Observed counts, batch-free counts (both csr float32) and batch-free cell means (dense float32).
 
+    ``batch_factors`` is batches x cell types x genes: a cell's factor depends on both.
+
     ``modules`` = (signal cells x modules, loadings modules x genes): a biological log-fold
     effect applied with the cell-type factors; it draws nothing from ``rng``.
     """
     n_cells, n_genes = lib_size.size, gene_mean.size
-    affected = np.flatnonzero((batch_factors != 1.0).any(axis=0))
+    affected = np.flatnonzero((batch_factors != 1.0).any(axis=(0, 1)))
     chunk = max(1, CHUNK_ENTRIES // n_genes)
     starts = range(0, n_cells, chunk)
     progress = ProgressReporter(len(starts), "simulate cell chunks", every=max(1, len(starts) // 10), log=logger)
@@ -392,7 +501,7 @@ def _simulate_counts(
         means = base * rng.standard_gamma(shape) / shape  # Gamma(shape, mean = base), as splatter's BCV step
         counts = rng.poisson(means)
 
-        factor = batch_factors[batch_idx[cells]][:, affected]
+        factor = batch_factors[batch_idx[cells], type_idx[cells]][:, affected]
         observed = counts.copy()
         observed[:, affected] = rng.binomial(counts[:, affected], np.minimum(factor, 1.0)) + rng.poisson(
             means[:, affected] * np.maximum(factor - 1.0, 0.0)
