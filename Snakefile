@@ -21,6 +21,7 @@ include: "rules/normalize.smk"
 # Studies: each file holds its rules, its helpers and its target function.
 include: "rules/bulk_de.smk"
 include: "rules/integration.smk"
+include: "rules/scimta.smk"
 
 
 rule all:
