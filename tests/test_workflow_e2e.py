@@ -40,6 +40,8 @@ def tiny_config(**overrides) -> dict:
         single["explain"]["max_cells"] = 100
     config["datasets"]["sim_pbmc"]["simulate"]["batch_cells"] = [120, 120, 160]
     config["datasets"]["sim_covid"]["simulate"]["cells_per_donor"] = 60
+    # scIMTA's own e2e test (tests/test_workflow_scimta.py) runs its study on a tiny block.
+    config["datasets"]["sim_pbmc"].pop("scimta", None)
     config["run"] = ["sim_bulk", "sim_pbmc"]
     for key, value in overrides.items():
         config[key] = value
