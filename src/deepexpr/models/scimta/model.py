@@ -484,8 +484,13 @@ def _gram(values: sp.csr_matrix, chunk: int = INFERENCE_CHUNK) -> tuple[np.ndarr
     genes^2 + chunk x genes, whatever the number of cells)."""
     gram = np.zeros((values.shape[1], values.shape[1]))
     for start in range(0, values.shape[0], chunk):
-        block = values[start : start + chunk].toarray().astype(np.float64)
-        gram += block.T @ block
+        block = values[start : start + chunk]
+        # Sparse product for sparse blocks (large data), BLAS for dense-ish ones (small HVG sets).
+        if block.nnz > 0.1 * block.shape[0] * block.shape[1]:
+            block = block.toarray().astype(np.float64)
+            gram += block.T @ block
+        else:
+            gram += (block.T @ block).toarray()
     return gram / values.shape[0], np.asarray(values.mean(axis=0)).ravel()
 
 
