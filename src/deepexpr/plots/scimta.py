@@ -55,15 +55,16 @@ def plot_community_heatmap(scores_path, out=None, dataset: str = ""):
 
 @styled
 def plot_imputation(table_path, out=None, dataset: str = ""):
-    table = read_checked(table_path, ["depth", "values", "median_gene_pearson", "mse"])
-    fig, axes = new_figure(1, 2, figsize=(9.5, 3.4))
-    depths = list(dict.fromkeys(table["depth"].astype(str)))
+    table = read_checked(table_path, ["depth", "genes", "values", "median_gene_pearson", "mse"])
+    table = table.assign(depth=table["genes"] + " genes, depth " + table["depth"].astype(str))
+    fig, axes = new_figure(1, 2, figsize=(11, 3.8))
+    depths = list(dict.fromkeys(table["depth"]))
     width = 0.38
     for ax, metric, label in zip(axes, ["median_gene_pearson", "mse"], ["median per-gene Pearson r", "MSE"]):
         for offset, (name, colour) in zip((-width / 2, width / 2), (("observed", "#999999"), ("alra", "#D55E00"))):
             values = [table[(table["depth"].astype(str) == d) & (table["values"] == name)][metric].iloc[0] for d in depths]
             ax.bar(np.arange(len(depths)) + offset, values, width, color=colour, label=name)
-        ax.set_xticks(range(len(depths)), [f"depth {d}" for d in depths])
+        ax.set_xticks(range(len(depths)), depths, rotation=30, ha="right", fontsize=7)
         ax.set_ylabel(label)
     axes[0].legend(frameon=False)
     set_title(fig, "Imputation vs none, against the simulated batch-free truth", dataset)
