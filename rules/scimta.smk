@@ -98,7 +98,9 @@ rule scimta_train:
         gpu=1,
     params:
         settings=scimta_model_settings,
-        community_resolution=lambda wildcards: scimta_block(wildcards)["community_resolution"],
+        community_resolution=lambda wildcards: scimta_block(wildcards)[
+            "community_resolution"
+        ],
         # Kept outside the outputs so a killed run resumes after its pretraining.
         checkpoint_dir=lambda wildcards: f"results/{wildcards.dataset}/models/scimta/{wildcards.mode}/seed{wildcards.seed}/checkpoints",
         device=config["device"],

@@ -34,7 +34,10 @@ def scimta_model_settings(wildcards):
 
 
 def scimta_search_settings(wildcards):
-    return {**scimta_model_settings(wildcards), **scimta_block(wildcards)["search_settings"]}
+    return {
+        **scimta_model_settings(wildcards),
+        **scimta_block(wildcards)["search_settings"],
+    }
 
 
 def scimta_runs(dataset):

@@ -60,6 +60,29 @@ def scimta_row(method: str, predicted: np.ndarray, embedding: np.ndarray, labels
     }
 
 
+def study_scores(prepared: ad.AnnData, scvi_latent: np.ndarray, runs: dict[str, pd.DataFrame], resolutions, seed: int = 0):
+    """(scores, UMAP table of the first run, embeddings by name) for Leiden on PCA, Leiden on the
+    scVI latent and every scIMTA run (``runs``: name -> cells table with ``cluster`` and z columns)."""
+    import umap
+
+    labels = prepared.obs["cell_type"].astype(str).to_numpy()
+    pca = pca_embedding(prepared, 50, seed)
+    embeddings = {"pca": pca, "scvi": scvi_latent}
+    tables = [leiden_rows(name, embedding, labels, resolutions, seed=seed)[0] for name, embedding in (("leiden_pca", pca), ("leiden_scvi", scvi_latent))]
+    umap_table = None
+    for name, cells in runs.items():
+        cells = cells.reindex(prepared.obs_names)
+        z = cells.filter(regex=r"^z\d+$").to_numpy()
+        embeddings[name] = z
+        tables.append(pd.DataFrame([scimta_row(name, cells["cluster"].to_numpy(), z, labels)]))
+        if umap_table is None:
+            coordinates = umap.UMAP(random_state=seed, n_jobs=1).fit_transform(z)
+            umap_table = pd.DataFrame(
+                {"cell": prepared.obs_names, "umap1": coordinates[:, 0], "umap2": coordinates[:, 1], "cluster": cells["cluster"].to_numpy(), "cell_type": labels}
+            )
+    return pd.concat(tables, ignore_index=True), umap_table, embeddings
+
+
 def batch_metrics(embeddings: dict[str, np.ndarray], adata: ad.AnnData, pre_integrated: np.ndarray) -> pd.DataFrame:
     """scib-metrics batch scores (batch ASW, iLISI, kBET, graph connectivity, PCR) per embedding."""
     from scib_metrics import graph_connectivity, ilisi_knn, kbet_per_label, pcr_comparison, silhouette_batch
