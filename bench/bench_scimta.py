@@ -58,11 +58,13 @@ def one_size(n_cells: int, device: str) -> dict:
     started = time.perf_counter()
     adata = simulate(n_cells)
     simulate_s = time.perf_counter() - started
+    print(f"{n_cells}: simulated in {simulate_s:.1f} s", file=sys.stderr, flush=True)
     data_mb = adata.layers["counts"].data.nbytes * 2 * 2 / 2**20  # counts + log copy, data + indices
     SCIMTA.setup_anndata(adata)
     started = time.perf_counter()
     model = SCIMTA(adata, seed=0, n_clusters=8, gene_graph=False, pretrain_epochs=1, cluster_epochs=0)
     graph_s = time.perf_counter() - started
+    print(f"{n_cells}: PCA + graph + PPMI in {graph_s:.1f} s", file=sys.stderr, flush=True)
     model.device = torch.device(device)
     model.module.to(model.device).train()
     model._prepare_device_data()
@@ -99,9 +101,9 @@ def main(argv: list[str]) -> None:
     rows = []
     for device in devices:
         for n in sizes:
-            result = subprocess.run([sys.executable, __file__, "--one", str(n), device], capture_output=True, text=True)
+            result = subprocess.run([sys.executable, __file__, "--one", str(n), device], stdout=subprocess.PIPE, text=True)
             if result.returncode != 0:
-                raise RuntimeError(result.stderr[-3000:])
+                raise RuntimeError(f"size {n} on {device} failed (its stderr is above)")
             rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
     import pandas as pd
