@@ -3,7 +3,7 @@
 Each size runs in its own subprocess (peak RSS from getrusage is per process). Counts are
 generated chunk by chunk straight into CSR (never a dense cells x genes matrix): a few cell types
 with distinct gene programmes, ~``COUNTS_PER_CELL`` Poisson counts per cell over 2,000 genes.
-Writes bench/results/scimta_scale.tsv (one row per size and device) and prints it.
+Writes bench/results/scimta_scale.tsv (one row per size and device, added as each size finishes).
 
     PYTHONPATH=src python bench/bench_scimta.py 100000 300000 1000000
 
@@ -98,24 +98,28 @@ def main(argv: list[str]) -> None:
 
     sizes = [int(a) for a in argv] or [100_000, 300_000, 1_000_000]
     devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
-    rows = []
     for device in devices:
         for n in sizes:
             result = subprocess.run([sys.executable, __file__, "--one", str(n), device], stdout=subprocess.PIPE, text=True)
             if result.returncode != 0:
                 raise RuntimeError(f"size {n} on {device} failed (its stderr is above)")
-            rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
-            print(rows[-1], flush=True)
+            row = json.loads(result.stdout.strip().splitlines()[-1])
+            print(row, flush=True)
+            record(row)
+
+
+def record(row: dict) -> None:
+    """Add one size's row to the TSV (replacing an earlier row of the same size and device), so a
+    long run that is stopped keeps the sizes it finished."""
     import pandas as pd
 
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame([row])
+    if OUT.exists():
+        previous = pd.read_csv(OUT, sep="\t")
+        same = (previous["n_cells"] == row["n_cells"]) & (previous["device"] == row["device"])
+        table = pd.concat([previous[~same], table], ignore_index=True).sort_values(["device", "n_cells"])
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    previous = pd.read_csv(OUT, sep="\t") if OUT.exists() else pd.DataFrame()
-    if len(previous):
-        keep = ~previous.set_index(["n_cells", "device"]).index.isin(table.set_index(["n_cells", "device"]).index)
-        table = pd.concat([previous[keep], table], ignore_index=True).sort_values(["device", "n_cells"])
     table.to_csv(OUT, sep="\t", index=False)
-    print(table.to_string(index=False))
 
 
 if __name__ == "__main__":
