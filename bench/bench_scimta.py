@@ -25,7 +25,7 @@ import numpy as np
 
 N_GENES = 2000
 COUNTS_PER_CELL = 150
-CHUNK = 50_000
+CHUNK = 5_000  # a dense chunk is CHUNK x 2,000 int64 (80 MB); larger chunks would dominate the peak RSS
 OUT = Path(__file__).resolve().parent / "results" / "scimta_scale.tsv"
 
 
