@@ -31,9 +31,9 @@ def pca_embedding(adata: ad.AnnData, n_pcs: int = 50, seed: int = 0) -> np.ndarr
     return _pca(_log_normalised(counts, library), n_pcs, seed)
 
 
-def leiden_rows(method: str, embedding: np.ndarray, labels, resolutions, k: int = 15, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+def leiden_rows(method: str, embedding: np.ndarray, labels, resolutions, k: int = 15, seed: int = 0) -> pd.DataFrame:
     """Leiden on the kNN graph of ``embedding``: the label-free row (best silhouette) and the oracle
-    row (best ARI, labels used), plus the label-free clusters."""
+    row (best ARI, labels used)."""
     graph = knn_graph(embedding, k, seed=seed, source=f"{method} embedding")
     scan = clustering.resolution_scan(embedding, graph, resolutions, seed)
     for row in scan:
@@ -45,7 +45,7 @@ def leiden_rows(method: str, embedding: np.ndarray, labels, resolutions, k: int 
         {"method": method, "selection": selection, **{k: row[k] for k in SCORE_COLUMNS[2:]}}
         for selection, row in (("label_free", chosen), ("oracle", oracle))
     ]
-    return pd.DataFrame(rows, columns=SCORE_COLUMNS), chosen["labels"]
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS)
 
 
 def scimta_row(method: str, predicted: np.ndarray, embedding: np.ndarray, labels) -> dict:
@@ -68,7 +68,7 @@ def study_scores(prepared: ad.AnnData, scvi_latent: np.ndarray, runs: dict[str, 
     labels = prepared.obs["cell_type"].astype(str).to_numpy()
     pca = pca_embedding(prepared, 50, seed)
     embeddings = {"pca": pca, "scvi": scvi_latent}
-    tables = [leiden_rows(name, embedding, labels, resolutions, seed=seed)[0] for name, embedding in (("leiden_pca", pca), ("leiden_scvi", scvi_latent))]
+    tables = [leiden_rows(name, embedding, labels, resolutions, seed=seed) for name, embedding in (("leiden_pca", pca), ("leiden_scvi", scvi_latent))]
     umap_table = None
     for name, cells in runs.items():
         cells = cells.reindex(prepared.obs_names)

@@ -57,7 +57,6 @@ class SCIMTA(BaseModel):
     NAME = "scimta"
     SWITCHES = SWITCHES
     MODE_DEFAULTS = MODE_DEFAULTS
-    EXTRA_SETTINGS = ()
     SETUP_KEY = "scimta_setup"
     HISTORY_COLUMNS = HISTORY_COLUMNS
 
@@ -121,9 +120,6 @@ class SCIMTA(BaseModel):
         yield self.counts.data
         yield self.counts.indices
         yield self.counts.indptr
-
-    def saved_modules(self):
-        return {"module": self.module}
 
     # ------------------------------------------------------------ preparation
     def _number_of_clusters(self) -> int:
