@@ -23,6 +23,7 @@ include: "rules/bulk_de.smk"
 include: "rules/integration.smk"
 include: "rules/generain.smk"
 include: "rules/sivae.smk"
+include: "rules/scimta.smk"
 
 
 rule all:

@@ -549,6 +549,38 @@ def sivae_page(datasets, results, config) -> tuple[list[str], list[Path]]:
     return header("siVAE: cell and gene embeddings", results, config, inputs) + body, inputs
 
 
+def scimta_page(results, config) -> tuple[list[str], list[Path]]:
+    """scIMTA: ARI/NMI beside Leiden on PCA and on the scVI latent, imputation vs truth, search."""
+    dirs = [d for r in results if r.is_dir() for d in sorted(r.iterdir()) if (d / "scimta" / "scores.tsv").exists()]
+    inputs: list[Path] = []
+    body = [
+        "scIMTA clusters against the cell labels beside Leiden on PCA and on the scVI latent. `label_free` rows",
+        "choose the Leiden resolution (and scIMTA its K) by silhouette without labels; `oracle` rows take the",
+        "resolution with the best ARI (labels used, shown for reference only). Method: [../models/scimta.md](../models/scimta.md).",
+        "",
+    ]
+    for dataset_dir in dirs:
+        base = dataset_dir / "scimta"
+        body += [f"## `{dataset_dir.name}`", "", provenance_line(dataset_provenance(dataset_dir)), ""]
+        scores = read_tsv(base / "scores.tsv", ["method", "selection", "n_clusters", "ari", "nmi"])
+        inputs.append(base / "scores.tsv")
+        columns = ["method", "selection", "resolution", "n_clusters", "silhouette", "ari", "nmi"]
+        body += markdown_table(columns, [[fmt(r[c]) if c not in ("method", "selection") else str(r[c]) for c in columns] for r in scores.to_dict(orient="records")])
+        body += ["", f"From `{base / 'scores.tsv'}`.", ""]
+        for name, title in (("batch.tsv", "Batch mixing of the embeddings (scib-metrics)"), ("imputation.tsv", "ALRA-like imputation vs no imputation, against the simulated truth"), ("search.tsv", "Label-free search (objective: silhouette; ARI/NMI only reported)")):
+            path = base / name
+            if not path.exists():
+                continue
+            table = read_tsv(path, [])
+            if table.empty:
+                continue
+            inputs.append(path)
+            body += [f"{title}:", ""]
+            body += markdown_table(list(table.columns), [[fmt(v) if not isinstance(v, str) else v for v in row] for row in table.itertuples(index=False)])
+            body += ["", f"From `{path}`.", ""]
+    return header("scIMTA clustering", results, config, inputs) + body, inputs
+
+
 def build(results: list[Path], out: Path, config: str | None = None) -> list[Path]:
     """Write the pages for whatever the results directories hold; returns the files written."""
     datasets = find_datasets(results)
@@ -564,6 +596,11 @@ def build(results: list[Path], out: Path, config: str | None = None) -> list[Pat
         pages.append(("de.md", *de_page(datasets["bulk"], results, config)))
     if datasets["archs4"]:
         pages.append(("generain.md", *generain_page(datasets["archs4"], results, config)))
+
+
+    scimta_lines, scimta_inputs = scimta_page(results, config)
+    if scimta_inputs:
+        pages.append(("scimta.md", scimta_lines, scimta_inputs))
     if not pages:
         raise ResultsError(
             f"{', '.join(map(str, results))}: no scib.tsv or summary.json or attribute_summary.tsv found "

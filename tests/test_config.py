@@ -74,6 +74,7 @@ PRESENCE_KEYS = {
     "$defs.bulk_dataset.gene_info",
     "$defs.singlecell_dataset.simulate",
     "$defs.singlecell_dataset.pseudobulk",
+    "$defs.singlecell_dataset.scimta",
     "$defs.singlecell_source.cell_metadata",
     "$defs.archs4_dataset.simulate",
     "$defs.archs4_dataset.from_tables",

@@ -46,6 +46,8 @@ def tiny_config(**overrides) -> dict:
     # the tiny sim_pbmc checks below were measured on the easy preset (ComBat's own model); sim_covid stays realistic
     config["datasets"]["sim_pbmc"]["simulate"]["preset"] = "easy"
     config["datasets"]["sim_covid"]["simulate"]["cells_per_donor"] = 60
+    # scIMTA's own e2e test (tests/test_workflow_scimta.py) runs its study on a tiny block.
+    config["datasets"]["sim_pbmc"].pop("scimta", None)
     config["run"] = ["sim_bulk", "sim_pbmc"]
     for key, value in overrides.items():
         config[key] = value

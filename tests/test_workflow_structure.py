@@ -147,7 +147,7 @@ def test_readme_test_command_is_what_ci_runs():
 def test_snakefile_is_a_table_of_contents():
     snakefile = (REPO / "Snakefile").read_text()
     includes = re.findall(r'^include: "rules/(\w+)\.smk"$', snakefile, flags=re.M)
-    assert includes == ["common", "download", "simulate", "normalize", "bulk_de", "integration", "generain", "sivae"]
+    assert includes == ["common", "download", "simulate", "normalize", "bulk_de", "integration", "generain", "sivae", "scimta"]
     assert "def " not in snakefile, "helpers belong in rules/common.smk or rules/helpers/<study>.smk"
     assert re.search(r'^report: "resources/workflow\.rst"$', snakefile, flags=re.M)
     assert (REPO / "resources" / "workflow.rst").is_file()
@@ -162,7 +162,7 @@ def test_every_script_exists_and_is_used():
     shipped = {str(p.relative_to(REPO)) for p in (REPO / "workflow_scripts").rglob("*.py")}
     assert shipped == named, f"scripts no rule runs: {sorted(shipped - named)}"
     for script in shipped:
-        assert script.split("/")[1] in {"data", "bulk_de", "integration", "generain", "sivae"}, f"{script}: not in a study folder"
+        assert script.split("/")[1] in {"data", "bulk_de", "integration", "generain", "sivae", "scimta"}, f"{script}: not in a study folder"
 
 
 def test_gpu_work_is_tagged_and_cheap_rules_are_local(rules):
@@ -170,5 +170,5 @@ def test_gpu_work_is_tagged_and_cheap_rules_are_local(rules):
     assert "download" in local and "compare_de" in local
     assert {name for name in rules if name.startswith("figure_")} <= local
     gpu = {name for name, rule in rules.items() if "gpu" in rule.resources}
-    assert gpu == {"train_nbvae", "train_genex", "train_scvi", "train_generain", "train_sivae", "train_plain_vae", "sivae_ldvae"}, gpu
+    assert gpu == {"train_nbvae", "train_genex", "train_scvi", "train_generain", "train_sivae", "train_plain_vae", "sivae_ldvae", "scimta_train", "scimta_search"}, gpu
     assert not gpu & local

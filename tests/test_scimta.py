@@ -1,0 +1,135 @@
+"""scIMTA library: graphs, bad input, training in both modes, save/load, imputation, search."""
+
+from __future__ import annotations
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from deepexpr.errors import InputError
+from deepexpr.models.scimta import SCIMTA
+from deepexpr.models.scimta.graph import check_graph, knn_graph, padded_neighbours, random_surf_ppmi
+from deepexpr.models.scimta.impute import alra, choose_rank
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+FAST = {"pretrain_epochs": 3, "cluster_epochs": 3, "batch_size": 64, "leiden_resolutions": [0.5]}
+
+
+def clustered_counts(n_cells=150, n_genes=60, n_types=3, seed=0) -> ad.AnnData:
+    """Poisson counts of ``n_types`` groups with distinct gene programmes."""
+    rng = np.random.default_rng(seed)
+    types = rng.integers(0, n_types, n_cells)
+    base = rng.gamma(2.0, 2.0, n_genes)
+    programme = np.ones((n_types, n_genes))
+    for t in range(n_types):
+        programme[t, rng.choice(n_genes, n_genes // 5, replace=False)] = 6.0
+    counts = rng.poisson(base * programme[types]).astype(np.float32)
+    counts[:, 0] += 1  # no empty cells
+    adata = ad.AnnData(
+        X=sp.csr_matrix(counts),
+        obs=pd.DataFrame({"cell_type": pd.Categorical(types.astype(str)), "batch": "b1"}, index=[f"c{i}" for i in range(n_cells)]),
+        var=pd.DataFrame(index=[f"g{j}" for j in range(n_genes)]),
+    )
+    adata.layers["counts"] = adata.X.copy()
+    return adata
+
+
+def test_sparse_ppmi_matches_dense_on_the_knn_support():
+    rng = np.random.default_rng(0)
+    graph = knn_graph(rng.normal(size=(80, 5)), 5)
+    dense = random_surf_ppmi(graph, steps=2, dense=True)
+    sparse = random_surf_ppmi(graph, steps=2).toarray()
+    assert (graph.toarray() == graph.toarray().T).all()
+    support = (graph + sp.identity(80)).toarray() > 0
+    assert (sparse[~support] == 0).all()
+    # Same construction on a restricted support: strongly correlated, rows max-normalised.
+    assert np.corrcoef(dense[support], sparse[support])[0, 1] > 0.8
+    assert np.allclose(sparse.max(axis=1), 1.0)
+
+
+def test_padded_neighbours_keep_every_edge():
+    graph = knn_graph(np.random.default_rng(1).normal(size=(40, 3)), 4)
+    index, weight = padded_neighbours(graph)
+    rebuilt = np.zeros((40, 40))
+    for row in range(40):
+        rebuilt[row, index[row][weight[row] > 0]] = weight[row][weight[row] > 0]
+    assert np.array_equal(rebuilt, graph.toarray())
+
+
+def test_fewer_cells_than_k_is_an_error():
+    with pytest.raises(InputError, match="10 cells but k = 15"):
+        knn_graph(np.zeros((10, 3)), 15)
+
+
+def test_isolated_cells_are_an_error():
+    graph = sp.csr_matrix(np.array([[0, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=float))
+    with pytest.raises(InputError, match="1 isolated cells"):
+        check_graph(graph)
+    adata = clustered_counts(n_cells=30)
+    SCIMTA.setup_anndata(adata)
+    isolated = knn_graph(np.random.default_rng(0).normal(size=(30, 3)), 3).tolil()
+    isolated[4, :] = 0
+    isolated[:, 4] = 0
+    with pytest.raises(InputError, match="isolated"):
+        SCIMTA(adata, cell_graph=isolated.tocsr(), **FAST)
+
+
+def test_zero_count_cells_are_an_error():
+    adata = clustered_counts(n_cells=40)
+    counts = adata.layers["counts"].toarray()
+    counts[3, :] = 0
+    adata.layers["counts"] = sp.csr_matrix(counts)
+    with pytest.raises(InputError, match="1 cells have zero counts"):
+        SCIMTA.setup_anndata(adata)
+
+
+def test_faithful_dense_mode_refuses_large_data(monkeypatch):
+    import deepexpr.models.scimta.model as model_module
+
+    monkeypatch.setattr(model_module, "DENSE_LIMIT", 100)
+    adata = clustered_counts(n_cells=150)
+    SCIMTA.setup_anndata(adata, labels_key="cell_type")
+    with pytest.raises(InputError, match="limited to 100 cells"):
+        SCIMTA(adata, mode="faithful", **FAST)
+
+
+@pytest.mark.parametrize("mode", ["corrected", "faithful"])
+def test_training_clusters_and_round_trips(tmp_path, mode):
+    adata = clustered_counts()
+    SCIMTA.setup_anndata(adata, labels_key="cell_type")
+    settings = {**FAST, "pretrain_epochs": 40, "cluster_epochs": 10} if mode == "corrected" else {"pretrain_epochs": 40, "cluster_epochs": 10, "lr_pretrain": 1e-3}
+    model = SCIMTA(adata, mode=mode, seed=0, k=10, **settings)
+    history = model.train(device="cpu", checkpoint_dir=tmp_path / "ckpt")
+    assert set(history["phase"]) == {"pretrain", "cluster"}
+    assert np.isfinite(history["loss"]).all()
+    predicted = model.predict()
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(adata.obs["cell_type"], predicted) > 0.5
+    if mode == "corrected":
+        assert model.module.centres.requires_grad
+        assert len(model.gene_communities()) == adata.n_vars
+    else:
+        assert model.n_clusters == 3 and not model.module.centres.requires_grad
+    model.save(tmp_path / "model.pt")
+    loaded = SCIMTA.load(tmp_path / "model.pt", adata)
+    assert np.allclose(loaded.get_latent().to_numpy(), model.get_latent().to_numpy(), atol=1e-5)
+
+
+def test_alra_restores_observed_values_and_lowers_error_on_low_rank_data():
+    rng = np.random.default_rng(0)
+    truth = np.log1p(rng.gamma(2.0, 1.0, (200, 3)) @ rng.gamma(2.0, 1.0, (3, 50)))
+    observed = truth * (rng.random(truth.shape) > 0.4)
+    imputed, rank = alra(observed, seed=0)
+    assert 2 <= rank <= 10
+    assert np.array_equal(imputed[observed > 0] > 0, np.ones((observed > 0).sum(), bool))
+    assert np.mean((imputed - truth) ** 2) < np.mean((observed - truth) ** 2)
+    assert choose_rank(np.array([10.0, 9.0, 1.0, 0.9, 0.8, 0.7, 0.6])) == 2
+
+
+def test_alra_rejects_negative_values():
+    with pytest.raises(InputError, match="non-negative"):
+        alra(-np.ones((5, 5)))
