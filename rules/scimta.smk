@@ -132,7 +132,7 @@ rule scimta_scores:
     input:
         prepared="results/{dataset}/data/prepared.h5ad",
         # The scVI latent of the integration study (rule train_scvi), reused.
-        scvi="results/{dataset}/integration/scvi.h5ad",
+        scvi=scimta_scvi_latent,
         cells=scimta_cells,
     output:
         scores=report(
