@@ -55,7 +55,8 @@ def scimta_cells(wildcards):
 
 def scimta_scvi_latent(wildcards):
     """The integration study's scVI run whose latent Leiden-on-scVI clusters: the first mode and seed
-    of the dataset's scvi block (rule train_scvi builds it even where scVI is not in `methods`)."""
+    of the dataset's scvi block (rule train_scvi builds it even where scVI is not in `methods`).
+    """
     scvi = DATASETS[wildcards.dataset]["scvi"]
     run = f"scvi_{scvi['modes'][0]}_seed{scvi['seeds'][0]}"
     return f"{RESULTS}/{wildcards.dataset}/integration/{run}.h5ad"
