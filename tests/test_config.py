@@ -67,6 +67,22 @@ def test_shipped_configs_validate(extra):
             assert dataset["genex"]["modes"] and "n_top_genes" in dataset["normalize"]
 
 
+# Blocks of stochastic methods: each runs once per seed listed in its block.
+SEEDED_BLOCKS = ("nbvae", "genex", "scvi", "sivae", "scimta", "generain")
+
+
+@pytest.mark.parametrize("extra", ["offline.yaml", "paper.yaml"])
+def test_stochastic_methods_run_three_seeds_on_real_and_paper_configs(extra):
+    """Tables report mean and sd over seeds; fewer than three cannot carry a spread (issue 21)."""
+    config = merged(default_config(), yaml.safe_load((REPO / "config" / extra).read_text()))
+    validate_config(config, SCHEMA)
+    for name in config["run"]:
+        dataset = config["datasets"][name]
+        for block in SEEDED_BLOCKS:
+            if block in dataset and "seeds" in dataset[block]:
+                assert len(dataset[block]["seeds"]) >= 3, f"{extra}: datasets.{name}.{block}.seeds"
+
+
 # Optional blocks whose presence is the setting (absent by default, said in their description).
 PRESENCE_KEYS = {
     "$defs.bulk_dataset.simulate",
