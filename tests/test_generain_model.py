@@ -10,7 +10,7 @@ import torch
 from deepexpr.data.archs4 import prepare_binned, simulate_archs4
 from deepexpr.errors import InputError
 from deepexpr.models.generain import GeneRAIN
-from deepexpr.models.generain.model import IGNORE, centred_levels, tokenize
+from deepexpr.models.generain.model import IGNORE, centred_levels, ordinal_targets, tokenize
 from deepexpr.models.generain.module import FIRST_GENE, MASK, PAD
 from deepexpr.models.generain.settings import MODE_DEFAULTS, SWITCHES
 
@@ -76,6 +76,30 @@ def test_gene_centred_switch_changes_only_bert_expression_levels(small):
     inputs, labels = model._batch_inputs(bins, torch.Generator().manual_seed(0))
     scored = labels != IGNORE
     assert scored.any() and labels[scored].min() >= 1 and labels[scored].max() <= TINY.get("n_levels", 100)
+
+
+def test_ordinal_targets_peak_at_the_level_and_skip_the_mask_class():
+    target = ordinal_targets(torch.tensor([1, 5]), n_classes=11, sd=1.0)
+    torch.testing.assert_close(target.sum(dim=1), torch.ones(2))
+    assert (target[:, 0] == 0).all() and target.argmax(dim=1).tolist() == [1, 5]
+    assert target[1, 4] == pytest.approx(target[1, 6]) and target[1, 4] > target[1, 3] > 0
+
+
+def test_level_loss_per_mode(small):
+    """Faithful scores a masked level as one class of n_levels; corrected against the ordinal target."""
+    bins = torch.from_numpy(np.asarray(GeneRAIN(small, **TINY).train_data.matrix()[:8], dtype=np.int64))
+    losses = {}
+    for mode in ("faithful", "corrected"):
+        model = GeneRAIN(small, variant="bert_expression", mode=mode, dropout=0.0, **TINY)
+        inputs, labels = model._batch_inputs(bins, torch.Generator().manual_seed(0))
+        logits = model.module(**inputs)
+        scored = labels != IGNORE
+        losses[mode] = (model._loss(bins, torch.Generator().manual_seed(0)).item(),
+                        torch.nn.functional.cross_entropy(logits[scored], labels[scored]).item())
+    assert losses["faithful"][0] == pytest.approx(losses["faithful"][1], rel=1e-5)
+    assert losses["corrected"][0] != pytest.approx(losses["corrected"][1], rel=1e-3)
+    with pytest.raises(InputError, match="generain.level_label_sd"):
+        GeneRAIN(small, variant="bert_expression", level_label_sd=0, **TINY)
 
 
 def test_masking_per_mode(small):

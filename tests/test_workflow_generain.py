@@ -25,7 +25,8 @@ def tiny_archs4_config() -> dict:
     sim["simulate"].update({"n_samples": 100, "n_genes": 120, "n_modules": 3, "module_size": 20})
     sim["generain"]["qc"]["min_nonzero_genes"] = 40
     sim["generain"]["model"].update({"max_steps": 30, "eval_every": 10, "seq_len": 64})
-    sim["generain"]["variants"]["bert_genes"]["max_steps"] = 30
+    for variant in ("bert_genes", "bert_expression"):
+        sim["generain"]["variants"][variant]["max_steps"] = 30
     sim["generain"]["checkpoint_every"] = 30
     config["run"] = ["sim_archs4"]
     return config

@@ -15,6 +15,7 @@ lr_schedule (R5)    ``onecycle_epoch``        ``warmup_cosine`` per optimiser st
 mask_token (R6)     ``pad_id`` (id 0, 100 %)  ``dedicated`` [MASK], 80/10/10 on gene tokens
 gpt_zero_labels     ``included``              ``ignored`` (R7)
 rank_ties (R8)      ``argsort``               ``stable`` (bin desc, then gene index)
+level_loss          ``categorical``           ``ordinal`` (Gaussian target over the levels)
 ==================  ========================  ===============================================
 """
 
@@ -93,6 +94,15 @@ def centred_levels(bins: torch.Tensor, valid: torch.Tensor, mean: torch.Tensor, 
     return torch.where(valid, quantile, 1)
 
 
+def ordinal_targets(levels: torch.Tensor, n_classes: int, sd: float) -> torch.Tensor:
+    """Soft targets (len(levels) x n_classes): a Gaussian of ``sd`` levels around each true level
+    over the classes 1..n_classes-1, normalised; class 0 ([MASK]) gets none."""
+    classes = torch.arange(n_classes, device=levels.device, dtype=torch.float32)
+    weight = torch.exp(-0.5 * ((classes[None, :] - levels[:, None].float()) / sd) ** 2)
+    weight[:, 0] = 0.0
+    return weight / weight.sum(dim=1, keepdim=True)
+
+
 class GeneRAIN(BaseModel):
     """User-facing GeneRAIN model for one binned dataset, one variant and one seed.
 
@@ -120,6 +130,10 @@ class GeneRAIN(BaseModel):
         if variant not in VARIANTS:
             raise InputError("generain.variant", f"expected one of {list(VARIANTS)}, got {variant!r}")
         self.config = {"mode": mode, "seed": seed, "variant": variant, **self.resolve_settings(mode, settings)}
+        if not self.config["level_label_sd"] > 0:
+            raise InputError(
+                "generain.level_label_sd", f"expected a positive number of levels, got {self.config['level_label_sd']!r}"
+            )
         path = data.path if isinstance(data, BinnedDataset) else data
         self.train_data = BinnedDataset(path, split="train")
         self.validation_data = BinnedDataset(path, split="validation")
@@ -206,6 +220,10 @@ class GeneRAIN(BaseModel):
             logits = self.module(**inputs)
         if not (labels != IGNORE).any():
             return logits.sum() * 0.0  # no scored position in this batch (keeps the graph)
+        if self.config["variant"] == "bert_expression" and self.config["level_loss"] == "ordinal":
+            scored = labels != IGNORE
+            target = ordinal_targets(labels[scored], logits.shape[-1], self.config["level_label_sd"])
+            return -(target * F.log_softmax(logits[scored].float(), dim=-1)).sum(dim=-1).mean()
         return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
 
     def _epoch_batches(self, epoch: int) -> list[np.ndarray]:

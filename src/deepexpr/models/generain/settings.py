@@ -18,6 +18,11 @@ SWITCHES = {
     # no longer predicts its masked level). Not a flaw fix: same default in both modes
     # (docs/decisions/generain.md: it did not raise planted-module recovery).
     "expression_levels": ("within_sample", "gene_centred"),
+    # BERT-expression's loss on a masked level: cross-entropy against the level as one of n_levels
+    # unrelated classes (the original), or against a Gaussian over the neighbouring levels
+    # (sd ``level_label_sd`` levels), so a prediction one level off is nearly right: with the
+    # one-hot target the tiny models of sim_archs4 never learnt co-expression (docs/decisions/generain.md).
+    "level_loss": ("categorical", "ordinal"),
 }
 
 _ARCHITECTURE = {
@@ -30,6 +35,7 @@ _ARCHITECTURE = {
     "seq_len": 2048,
     "n_levels": 100,
     "mask_prob": 0.15,
+    "level_label_sd": 5.0,
     "batch_size": 12,
     "grad_accumulation": 5,
     "weight_decay": 0.01,
@@ -44,6 +50,7 @@ MODE_DEFAULTS = {
         "gpt_zero_labels": "included",
         "rank_ties": "argsort",
         "expression_levels": "within_sample",
+        "level_loss": "categorical",
         **_ARCHITECTURE,
         "lr": 1e-4,
         "warmup_fraction": 0.2,
@@ -57,6 +64,7 @@ MODE_DEFAULTS = {
         "gpt_zero_labels": "ignored",
         "rank_ties": "stable",
         "expression_levels": "within_sample",
+        "level_loss": "ordinal",
         **_ARCHITECTURE,
         "lr": 1e-4,
         "warmup_fraction": 0.05,
