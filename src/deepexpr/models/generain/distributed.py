@@ -64,5 +64,12 @@ def gather_objects(value) -> list:
     return gathered
 
 
+def from_main(value):
+    """Rank 0's ``value`` on every rank (the others pass anything, e.g. None)."""
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
 def barrier() -> None:
     dist.barrier()

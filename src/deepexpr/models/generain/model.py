@@ -38,7 +38,14 @@ from torch.utils.data import DistributedSampler
 from deepexpr.data.archs4.binning import BinnedDataset
 from deepexpr.errors import InputError
 from deepexpr.models._base import BaseModel, ProgressReporter, resolve_device, seed_everything
-from deepexpr.models.generain.distributed import Ranks, barrier, gather_objects, init_process_group, sum_across_ranks
+from deepexpr.models.generain.distributed import (
+    Ranks,
+    barrier,
+    from_main,
+    gather_objects,
+    init_process_group,
+    sum_across_ranks,
+)
 from deepexpr.models.generain.module import FIRST_GENE, MASK, PAD, GeneRAINModule
 from deepexpr.models.generain.settings import MODE_DEFAULTS, SWITCHES, VARIANTS
 
@@ -317,7 +324,12 @@ class GeneRAIN(BaseModel):
         accumulation = int(c["grad_accumulation"])
         state = {"step": 0, "epoch": 0, "batch": 0, "rows": [], "running": [0.0, 0], "seconds": 0.0}
         checkpoint = self._checkpoint_path(checkpoint_dir)
-        fingerprint = self.data_fingerprint() if checkpoint is not None else ""
+        fingerprint = ""
+        if checkpoint is not None and ranks.distributed:
+            # One rank reads the whole data set for it, not all of them.
+            fingerprint = from_main(self.data_fingerprint() if ranks.main else None)
+        elif checkpoint is not None:
+            fingerprint = self.data_fingerprint()
         payload = self._resume_payload(checkpoint, fingerprint, max_steps, ranks)
         if payload is not None:
             self.module.load_state_dict(payload["module"])
