@@ -21,6 +21,7 @@ level_loss          ``categorical``           ``ordinal`` (Gaussian target over 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -31,10 +32,20 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DistributedSampler
 
 from deepexpr.data.archs4.binning import BinnedDataset
 from deepexpr.errors import InputError
 from deepexpr.models._base import BaseModel, ProgressReporter, resolve_device, seed_everything
+from deepexpr.models.generain.distributed import (
+    Ranks,
+    barrier,
+    from_main,
+    gather_objects,
+    init_process_group,
+    sum_across_ranks,
+)
 from deepexpr.models.generain.module import FIRST_GENE, MASK, PAD, GeneRAINModule
 from deepexpr.models.generain.settings import MODE_DEFAULTS, SWITCHES, VARIANTS
 
@@ -214,10 +225,11 @@ class GeneRAIN(BaseModel):
         tokens = _mask_80_10_10(levels, chosen, draw, 0, random_levels)
         return {"tokens": tokens, "genes": genes, "valid": valid}, labels
 
-    def _loss(self, bins: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _loss(self, bins: torch.Tensor, generator: torch.Generator, network: nn.Module | None = None) -> torch.Tensor:
+        """Loss of one mini-batch; ``network`` is the module or its DistributedDataParallel wrapper."""
         inputs, labels = self._batch_inputs(bins.to(self.device), generator)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            logits = self.module(**inputs)
+            logits = (network or self.module)(**inputs)
         if not (labels != IGNORE).any():
             return logits.sum() * 0.0  # no scored position in this batch (keeps the graph)
         if self.config["variant"] == "bert_expression" and self.config["level_loss"] == "ordinal":
@@ -226,9 +238,20 @@ class GeneRAIN(BaseModel):
             return -(target * F.log_softmax(logits[scored].float(), dim=-1)).sum(dim=-1).mean()
         return F.cross_entropy(logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE)
 
-    def _epoch_batches(self, epoch: int) -> list[np.ndarray]:
-        """The training mini-batches of one epoch: a permutation seeded by (seed, epoch)."""
-        order = np.random.default_rng([self.config["seed"], epoch]).permutation(len(self.train_data))
+    def _epoch_batches(self, epoch: int, ranks: Ranks | None = None) -> list[np.ndarray]:
+        """The training mini-batches of one epoch: a permutation seeded by (seed, epoch).
+
+        Under torchrun (``ranks.distributed``) this rank's shard of a DistributedSampler permutation
+        seeded by (seed, epoch): disjoint across ranks, the remainder dropped so that every rank runs
+        the same number of micro-batches (DDP needs every rank in every gradient exchange).
+        """
+        if ranks is not None and ranks.distributed:
+            sampler = DistributedSampler(self.train_data, num_replicas=ranks.world_size, rank=ranks.rank,
+                                         shuffle=True, seed=self.config["seed"], drop_last=True)  # fmt: skip
+            sampler.set_epoch(epoch)
+            order = np.fromiter(sampler, dtype=np.int64)
+        else:
+            order = np.random.default_rng([self.config["seed"], epoch]).permutation(len(self.train_data))
         size = self.config["batch_size"]
         return [order[i : i + size] for i in range(0, len(order), size)]
 
@@ -274,42 +297,75 @@ class GeneRAIN(BaseModel):
         With ``checkpoint_dir`` the full training state is saved every ``checkpoint_every`` steps
         and at the end; training again with the same directory resumes (on CPU with exactly the
         numbers of an uninterrupted run) unless the data, settings or ``max_steps`` differ.
+
+        Launched by torchrun (``WORLD_SIZE`` > 1) it trains data-parallel: one process per GPU
+        (``cuda:LOCAL_RANK``; gloo on CPU), the module wrapped in DistributedDataParallel, each rank
+        on its own shard of every epoch, so one optimiser step sees ``world_size`` times the samples
+        and the gradient is the mean over ranks. Losses in the history are means over all ranks;
+        only rank 0 writes the checkpoint, which holds every rank's masks and RNG state, so all ranks
+        resume (with the same number of processes).
         """
         c = self.config
         max_steps = int(max_steps or c["max_steps"])
+        ranks = Ranks.from_env()
         seed_everything(c["seed"])
         self.device = resolve_device(device)
+        if ranks.distributed:
+            self.device = init_process_group(ranks, self.device)
+            if len(self.train_data) < ranks.world_size:
+                raise InputError(self.train_data.path, f"{len(self.train_data)} training samples cannot be "
+                                 f"shared among {ranks.world_size} processes")  # fmt: skip
+            # Weights start equal on every rank (seeded in __init__); dropout differs per rank.
+            torch.manual_seed(_rank_seed(c["seed"], ranks.rank))
         self.module.to(self.device).train()
         optimizer = torch.optim.AdamW(self.module.parameters(), lr=c["lr"], weight_decay=c["weight_decay"])
         scheduler = self._scheduler(optimizer, max_steps)
-        masks = torch.Generator().manual_seed(c["seed"])
+        masks = torch.Generator().manual_seed(_rank_seed(c["seed"], ranks.rank) if ranks.distributed else c["seed"])
         accumulation = int(c["grad_accumulation"])
         state = {"step": 0, "epoch": 0, "batch": 0, "rows": [], "running": [0.0, 0], "seconds": 0.0}
         checkpoint = self._checkpoint_path(checkpoint_dir)
-        fingerprint = self.data_fingerprint() if checkpoint is not None else ""
-        payload = self._read_checkpoint(checkpoint, fingerprint, max_steps, self.device)
+        fingerprint = ""
+        if checkpoint is not None and ranks.distributed:
+            # One rank reads the whole data set for it, not all of them.
+            fingerprint = from_main(self.data_fingerprint() if ranks.main else None)
+        elif checkpoint is not None:
+            fingerprint = self.data_fingerprint()
+        payload = self._resume_payload(checkpoint, fingerprint, max_steps, ranks)
         if payload is not None:
             self.module.load_state_dict(payload["module"])
             optimizer.load_state_dict(payload["optimizer"])
             scheduler.load_state_dict(payload["scheduler"])
-            masks.set_state(payload["masks"])
             state = payload["state"]
+            if ranks.distributed:
+                own = payload["ranks"][ranks.rank]
+                masks.set_state(own["masks"].cpu())
+                torch.set_rng_state(own["torch_rng"].cpu())
+                state["running"] = own["running"]
+            else:
+                masks.set_state(payload["masks"])
             logger.info("resumed from %s at step %d", checkpoint, state["step"])
+        network = self.module
+        if ranks.distributed:
+            device_ids = [self.device] if self.device.type == "cuda" else None
+            network = DistributedDataParallel(self.module, device_ids=device_ids)
         progress = ProgressReporter(max_steps, f"GeneRAIN[{c['variant']}, {c['mode']}, seed {c['seed']}]",
-                                    log_every, bar=progress_bar)  # fmt: skip
+                                    log_every, bar=progress_bar if ranks.main else False)  # fmt: skip
         started = time.perf_counter()
-        batches = self._epoch_batches(state["epoch"])
+        batches = self._epoch_batches(state["epoch"], ranks)
         while state["step"] < max_steps:
             optimizer.zero_grad(set_to_none=True)
-            for _ in range(accumulation):
+            for micro in range(accumulation):
                 if state["batch"] == len(batches):
                     state["epoch"], state["batch"] = state["epoch"] + 1, 0
-                    batches = self._epoch_batches(state["epoch"])
+                    batches = self._epoch_batches(state["epoch"], ranks)
                     if c["lr_schedule"] == "onecycle_epoch" and state["epoch"] < ONECYCLE_FREEZE:
                         scheduler.step()
-                loss = self._loss(self._rows(self.train_data, batches[state["batch"]]), masks)
+                # DDP averages the gradients over ranks once per optimiser step: at the last micro-batch.
+                local = ranks.distributed and micro < accumulation - 1
+                with network.no_sync() if local else contextlib.nullcontext():
+                    loss = self._loss(self._rows(self.train_data, batches[state["batch"]]), masks, network)
+                    (loss / accumulation if c["accumulation"] == "mean" else loss).backward()
                 state["batch"] += 1
-                (loss / accumulation if c["accumulation"] == "mean" else loss).backward()
                 state["running"][0] += loss.item()
                 state["running"][1] += 1
             optimizer.step()
@@ -318,19 +374,24 @@ class GeneRAIN(BaseModel):
             state["step"] += 1
             step = state["step"]
             if step % c["eval_every"] == 0 or step == max_steps:
-                train_loss = state["running"][0] / max(1, state["running"][1])
+                running = sum_across_ranks(state["running"], self.device) if ranks.distributed else state["running"]
+                train_loss = running[0] / max(1, running[1])
                 state["running"] = [0.0, 0]
-                row = (step, state["epoch"], optimizer.param_groups[0]["lr"], train_loss, self.validation_loss())
+                row = (step, state["epoch"], optimizer.param_groups[0]["lr"], train_loss, self.validation_loss(ranks))
                 state["rows"].append(row)
                 progress.update(step, train_loss=row[3], val_loss=row[4])
             if checkpoint is not None and (step % checkpoint_every == 0 or step == max_steps):
                 now = time.perf_counter()
                 state["seconds"] += now - started
                 started = now
-                self._write_checkpoint(checkpoint, fingerprint, max_steps, {
+                payload = {
                     "module": self.module.state_dict(), "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(), "masks": masks.get_state(), "state": state,
-                })  # fmt: skip
+                }  # fmt: skip
+                if ranks.distributed:
+                    self._write_shared_checkpoint(checkpoint, fingerprint, max_steps, payload, ranks)
+                else:
+                    self._write_checkpoint(checkpoint, fingerprint, max_steps, payload)
         state["seconds"] += time.perf_counter() - started
         last = state["rows"][-1] if state["rows"] else (0, 0, float("nan"), float("nan"), float("nan"))
         progress.close(state["step"], "step cap", train_loss=last[3], val_loss=last[4])
@@ -340,24 +401,64 @@ class GeneRAIN(BaseModel):
             "steps": state["step"],
             "epochs": state["epoch"],
             "max_steps": max_steps,
-            "samples_per_step": c["batch_size"] * accumulation,
+            "samples_per_step": c["batch_size"] * accumulation * ranks.world_size,
             "train_seconds": state["seconds"],
             "device": str(self.device),
         }
+        if ranks.distributed:
+            self.training_info["world_size"] = ranks.world_size
         return self.history
 
+    def _resume_payload(self, checkpoint, fingerprint: str, max_steps: int, ranks: Ranks) -> dict | None:
+        """The checkpoint to resume from, if it matches this run, including its number of processes."""
+        if not ranks.distributed:
+            payload = self._read_checkpoint(checkpoint, fingerprint, max_steps, self.device)
+        else:
+            # Rank 0 first: it deletes a stale checkpoint before the other ranks look at it.
+            payload = self._read_checkpoint(checkpoint, fingerprint, max_steps, self.device) if ranks.main else None
+            barrier()
+            if not ranks.main:
+                payload = self._read_checkpoint(checkpoint, fingerprint, max_steps, self.device)
+        written_by = len(payload.get("ranks", [None])) if payload is not None else ranks.world_size
+        if written_by != ranks.world_size:
+            logger.warning("not resuming %s: written by %d processes, this run has %d; training starts over",
+                           checkpoint, written_by, ranks.world_size)  # fmt: skip
+            # Reading it restored its RNG state: seed again as a fresh run does.
+            torch.manual_seed(_rank_seed(self.config["seed"], ranks.rank) if ranks.distributed else self.config["seed"])
+            return None
+        return payload
+
+    def _write_shared_checkpoint(self, checkpoint, fingerprint: str, max_steps: int, payload: dict, ranks: Ranks):
+        """Rank 0 writes the checkpoint with every rank's masks, RNG and running loss; all ranks wait for it."""
+        state = payload["state"]
+        own = {"masks": payload["masks"], "torch_rng": torch.get_rng_state(), "running": list(state["running"])}
+        payload = {**payload, "ranks": gather_objects(own)}
+        if ranks.main:
+            self._write_checkpoint(checkpoint, fingerprint, max_steps, payload)
+        barrier()
+
     @torch.no_grad()
-    def validation_loss(self) -> float:
-        """Mean loss over (up to 64) validation mini-batches with masks fixed by the seed."""
+    def validation_loss(self, ranks: Ranks | None = None) -> float:
+        """Mean loss over (up to 64) validation mini-batches with masks fixed by the seed.
+
+        Under torchrun (``ranks`` from :meth:`train`) each rank scores every ``world_size``-th of
+        those batches with masks fixed by (seed, rank), and the mean is taken over all ranks' batches.
+        """
         was_training = self.module.training
         self.module.eval()
-        masks = torch.Generator().manual_seed(self.config["seed"] + 1)
+        shared = ranks is not None and ranks.distributed
+        masks = torch.Generator().manual_seed(_rank_seed(self.config["seed"] + 1, ranks.rank) if shared
+                                              else self.config["seed"] + 1)  # fmt: skip
         size = self.config["batch_size"]
         n = min(len(self.validation_data), VALIDATION_BATCHES * size)
+        starts = range(0, n, size)[ranks.rank :: ranks.world_size] if shared else range(0, n, size)
         losses = [self._loss(self._rows(self.validation_data, np.arange(i, min(i + size, n))), masks).item()
-                  for i in range(0, n, size)]  # fmt: skip
+                  for i in starts]  # fmt: skip
         self.module.train(was_training)
-        return float(np.mean(losses))
+        if not shared:
+            return float(np.mean(losses))
+        total, count = sum_across_ranks([sum(losses), len(losses)], self.device)
+        return total / count
 
     # ----------------------------------------------------------------- outputs
     def get_gene_embedding(self) -> pd.DataFrame:
@@ -372,3 +473,8 @@ def _mask_80_10_10(values, chosen, draw, mask_value, random_values):
     """BERT corruption at ``chosen``: 80 % -> mask_value, 10 % -> a random value, 10 % unchanged."""
     out = values.masked_fill(chosen & (draw < 0.8), mask_value)
     return torch.where(chosen & (draw >= 0.8) & (draw < 0.9), random_values, out)
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    """A seed of its own for each torchrun rank (so ranks draw different masks and dropout)."""
+    return int(np.random.SeedSequence([seed, rank]).generate_state(1)[0])
