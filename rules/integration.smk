@@ -473,7 +473,8 @@ rule figure_benchmark:
     output:
         report(
             "results/{dataset}/figures/{figure}.png",
-            caption=f"{REPORT_CAPTIONS}/{{figure}}.rst",
+            # One caption for the three figures (a caption path cannot hold a wildcard).
+            caption=f"{REPORT_CAPTIONS}/benchmark_figure.rst",
             category="{dataset}",
             subcategory="Benchmark with truth and seeds",
         ),

@@ -1,6 +1,10 @@
 # Helpers of study generain (input functions, target list), included by rules/generain.smk.
 
-from deepexpr.models.generain.settings import DATA_MODE_DEFAULTS, VARIANTS
+from deepexpr.models.generain.settings import (
+    DATA_MODE_DEFAULTS,
+    VARIANTS,
+    variant_settings,
+)
 
 ARCHS4 = datasets_where("archs4")
 SIMULATED_ARCHS4 = datasets_where("archs4", simulated=True)
@@ -63,12 +67,7 @@ def binning_settings(wildcards):
 
 def generain_settings(wildcards):
     """GeneRAIN model settings of one variant: the block's `model` keys, then the variant's own."""
-    block = generain_block(wildcards.dataset)
-    settings = {k: v for k, v in block["model"].items() if v is not None}
-    settings.update(
-        {k: v for k, v in block["variants"][wildcards.variant].items() if v is not None}
-    )
-    return settings
+    return variant_settings(config, wildcards.dataset, wildcards.variant)
 
 
 def attribute_sources(wildcards):

@@ -5,6 +5,8 @@ the data switches (R1-R3, R9) are arguments of :mod:`deepexpr.data.archs4` and l
 ``DATA_MODE_DEFAULTS`` so the workflow reads both modes from one place.
 """
 
+from deepexpr.errors import InputError
+
 VARIANTS = ("gpt", "bert_genes", "bert_expression")
 
 SWITCHES = {
@@ -89,3 +91,17 @@ DATA_MODE_DEFAULTS = {
         "boundary_fraction": 0.1,
     },
 }
+
+
+def variant_settings(config: dict, dataset: str, variant: str) -> dict:
+    """Model settings of one variant: the block's ``model`` keys, then the variant's own (None =
+    the mode's default), for the train_generain rule and the torchrun entry point alike."""
+    if "generain" not in config["datasets"].get(dataset, {}):
+        raise InputError("config", f"datasets.{dataset}.generain: no GeneRAIN block for dataset {dataset!r}")
+    block = config["datasets"][dataset]["generain"]
+    if variant not in block["variants"]:
+        raise InputError("config", f"datasets.{dataset}.generain.variants: no variant {variant!r} "
+                         f"(configured: {sorted(block['variants'])})")  # fmt: skip
+    settings = {k: v for k, v in block["model"].items() if v is not None}
+    settings.update({k: v for k, v in block["variants"][variant].items() if v is not None})
+    return settings

@@ -21,11 +21,11 @@ import torch.distributed as dist
 import yaml
 
 from deepexpr.config import load_schema, validate_config
-from deepexpr.errors import InputError
 from deepexpr.genes import write_embedding, write_word2vec
 from deepexpr.io import write_table
 from deepexpr.models.generain.distributed import Ranks
 from deepexpr.models.generain.model import GeneRAIN
+from deepexpr.models.generain.settings import variant_settings
 from deepexpr.workflow import LOG_FORMAT
 
 # Relative to the workflow directory, where torchrun is started (as snakemake is).
@@ -50,20 +50,6 @@ def load_config(configfiles: list[Path]) -> dict:
     return validate_config(config, load_schema(SCHEMA))
 
 
-def generain_settings(config: dict, dataset: str, variant: str) -> dict:
-    """Model settings of one variant: the block's ``model`` keys, then the variant's own (None =
-    the mode's default), as rules/helpers/generain.smk passes them to the rule."""
-    if "generain" not in config["datasets"].get(dataset, {}):
-        raise InputError("config", f"datasets.{dataset}.generain: no GeneRAIN block for dataset {dataset!r}")
-    block = config["datasets"][dataset]["generain"]
-    if variant not in block["variants"]:
-        raise InputError("config", f"datasets.{dataset}.generain.variants: no variant {variant!r} "
-                         f"(configured: {sorted(block['variants'])})")  # fmt: skip
-    settings = {k: v for k, v in block["model"].items() if v is not None}
-    settings.update({k: v for k, v in block["variants"][variant].items() if v is not None})
-    return settings
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--configfile", type=Path, action="append", default=[],
@@ -84,7 +70,7 @@ def main(argv: list[str] | None = None) -> GeneRAIN:
     # One log stream is enough: the other ranks report only warnings and errors.
     logging.basicConfig(level=logging.INFO if ranks.main else logging.WARNING, format=LOG_FORMAT)
     config = load_config(args.configfile)
-    settings = generain_settings(config, args.dataset, args.variant)
+    settings = variant_settings(config, args.dataset, args.variant)
     root = args.results / args.dataset
     out = root / "models" / "generain" / args.mode / f"{args.variant}_seed{args.seed}"
     model = GeneRAIN(root / "generain" / args.mode / "binned", variant=args.variant, mode=args.mode,
