@@ -4,6 +4,8 @@ their figures."""
 
 from __future__ import annotations
 
+import re
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -126,6 +128,8 @@ def test_benchmark_figures_show_every_seed(tmp_path):
 
 
 def test_report_captions_match_the_module(repo_root):
-    for name, caption in benchmark.CAPTIONS.items():
-        rst = (repo_root / "resources" / "report" / f"{name}.rst").read_text()
-        assert " ".join(rst.split()) == caption, name
+    """The report's one caption for the three figures (branches on the figure wildcard) says what the
+    figures' own captions say."""
+    rst = " ".join((repo_root / "resources" / "report" / "benchmark_figure.rst").read_text().split())
+    branches = re.findall(r"%\} (.*?) \{%", rst)
+    assert branches == [benchmark.CAPTIONS[name] for name in ("scib_seeds", "biology_kept", "explain_auroc")]
