@@ -89,7 +89,35 @@ def measure_streamed(path: Path, store: Path) -> dict:
     model._epoch(optimizer, "pretrain", None, generator)
     epoch_s = time.perf_counter() - started
     print(f"  epoch in {epoch_s:.1f} s, peak RSS {peak_mb():.0f} MB", file=sys.stderr, flush=True)
-    return {"graph_build_s": graph_s, "epoch_s": epoch_s, "n_partitions": model.store.n_partitions}
+    peak = peak_mb()
+    return {"graph_build_s": graph_s, "epoch_s": epoch_s, "n_partitions": model.store.n_partitions, "peak_rss_mb": peak, "knn_recall": knn_recall(model.store)}
+
+
+def knn_recall(store, n_queries: int = 1000, seed: int = 0) -> float:
+    """Share of the exact k nearest neighbours (PCA, all cells) that the store's IVF kNN found, for
+    random query cells; exact neighbours by a streamed top-k over the partitions (bounded memory,
+    measured after the peak RSS was read)."""
+    queries = np.sort(np.random.default_rng(seed).choice(store.n_cells, n_queries, replace=False))
+    owner = np.searchsorted(store.offsets, queries, side="right") - 1
+    found, points = [], []
+    for partition in np.unique(owner):
+        part = store.read(partition, ("pca", "knn"))
+        rows = queries[owner == partition] - store.offsets[partition]
+        found.append(part["knn"][rows])
+        points.append(part["pca"][rows])
+    found, points = np.vstack(found), np.vstack(points).astype(np.float64)
+    k = found.shape[1]
+    best_distance = np.full((n_queries, k + 1), np.inf)
+    best_index = np.zeros((n_queries, k + 1), dtype=np.int64)
+    for partition in range(store.n_partitions):
+        scores = store.read(partition, ("pca",))["pca"].astype(np.float64)
+        distance = (points**2).sum(1)[:, None] - 2 * points @ scores.T + (scores**2).sum(1)[None, :]
+        merged_distance = np.hstack([best_distance, distance])
+        merged_index = np.hstack([best_index, np.arange(store.offsets[partition], store.offsets[partition + 1])[None, :].repeat(n_queries, 0)])
+        keep = np.argsort(merged_distance, axis=1)[:, : k + 1]
+        best_distance, best_index = np.take_along_axis(merged_distance, keep, 1), np.take_along_axis(merged_index, keep, 1)
+    exact = [set(row[row != query][:k]) for row, query in zip(best_index, queries)]
+    return float(np.mean([len(e & set(f)) / k for e, f in zip(exact, found)]))
 
 
 def measure_in_memory(path: Path) -> dict:
@@ -111,7 +139,7 @@ def measure_in_memory(path: Path) -> dict:
     started = time.perf_counter()
     model._epoch(optimizer, "pretrain", None, generator)
     epoch_s = time.perf_counter() - started
-    return {"graph_build_s": graph_s, "epoch_s": epoch_s, "n_partitions": np.nan}
+    return {"graph_build_s": graph_s, "epoch_s": epoch_s, "n_partitions": np.nan, "peak_rss_mb": peak_mb(), "knn_recall": np.nan}
 
 
 def one_run(path_kind: str, h5ad: Path, store: Path) -> dict:
@@ -119,7 +147,7 @@ def one_run(path_kind: str, h5ad: Path, store: Path) -> dict:
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     measured = measure_streamed(h5ad, store) if path_kind == "streamed" else measure_in_memory(h5ad)
-    return {**measured, "threads": torch.get_num_threads(), "peak_rss_mb": peak_mb()}
+    return {**measured, "threads": torch.get_num_threads()}
 
 
 def run(*args: str) -> str:
@@ -163,6 +191,7 @@ def main(argv: list[str]) -> None:
                     "graph_build_s": round(measured["graph_build_s"], 2),
                     "epoch_s": round(measured["epoch_s"], 2),
                     "n_partitions": measured["n_partitions"],
+                    "knn_recall": None if np.isnan(measured["knn_recall"]) else round(measured["knn_recall"], 3),
                     "peak_rss_mb": round(measured["peak_rss_mb"], 1),
                     "peak_vs_smallest": round(measured["peak_rss_mb"] / smallest[path_kind], 3),
                 }

@@ -39,6 +39,12 @@ def test_training_recovers_planted_types_and_streams_outputs_in_file_order(tmp_p
     assert adjusted_rand_score(adata.obs["cell_type"], predicted) > 0.8
     latent = model.get_latent()
     assert latent.shape == (adata.n_obs, model.config["latent_dim"]) and list(latent.index) == list(adata.obs_names)
+    model.save(tmp_path / "model.pt")
+    loaded = StreamedSCIMTA.load(tmp_path / "model.pt")
+    assert np.allclose(loaded.get_latent().to_numpy(), latent.to_numpy(), atol=1e-5)
+    write(adata[::-1].copy(), path)
+    with pytest.raises(InputError, match="changed since the store"):
+        StreamedSCIMTA.load(tmp_path / "model.pt")
 
 
 def test_ivf_knn_recall_against_exact_neighbours(tmp_path):
@@ -50,7 +56,7 @@ def test_ivf_knn_recall_against_exact_neighbours(tmp_path):
     exact = exact[:, 1:]
     recall = np.mean([len(set(a) & set(e)) / SMALL["k"] for a, e in zip(approximate, exact)])
     assert store.n_partitions > SMALL["n_probe"]  # the search really is restricted
-    assert recall > 0.9
+    assert recall > 0.85  # 0.92 measured; 0.54 with n_probe = 1
 
 
 def test_store_is_reused_when_unchanged_and_rebuilt_when_the_data_change(tmp_path):

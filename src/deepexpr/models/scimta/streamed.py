@@ -37,7 +37,7 @@ from deepexpr.models.scimta.graph import knn_graph, normalized_adjacency, padded
 from deepexpr.models.scimta.model import HISTORY_COLUMNS, SCIMTA, gene_graph_from_gram
 from deepexpr.models.scimta.module import SCIMTAModule, nb_log_prob, zinb_log_prob
 from deepexpr.models.scimta.settings import MODE_DEFAULTS, SWITCHES
-from deepexpr.models.scimta.store import CENTROID_SAMPLE, CountsReader, PartitionStore, open_or_build
+from deepexpr.models.scimta.store import CENTROID_SAMPLE, CountsReader, PartitionStore, open_or_build, source_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -295,6 +295,35 @@ class StreamedSCIMTA:
         for cells, z in self.iter_latent(as_numpy=False):
             labels[cells] = self.module.soft_assign(z).argmax(dim=1).cpu().numpy()
         return pd.Series(labels, index=self._obs_names(), name="scimta")
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Weights, settings (with the K in use), history and the store's location."""
+        state = {
+            "config": {**self.config, "n_clusters": self.n_clusters},
+            "store": str(self.store.directory.resolve()),
+            "source": self.source,
+            "module": self.module.state_dict(),
+            "history": self.history,
+            "training_info": self.training_info,
+        }
+        torch.save(state, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "StreamedSCIMTA":
+        """A saved model on its store; refused when the .h5ad the store was built from has changed."""
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        store = PartitionStore(state["store"])
+        recorded = store.manifest["fingerprint"]
+        settings = {key: recorded[key] for key in ("n_pcs", "k", "partition_size", "n_probe", "seed")}
+        if source_fingerprint(state["source"], recorded["layer"], settings) != recorded:
+            raise InputError(state["source"], f"changed since the store {state['store']} was built; rebuild it with from_h5ad and retrain")
+        config = dict(state["config"])
+        mode, seed = config.pop("mode"), config.pop("seed")
+        model = cls(store, state["source"], mode, seed, **config)
+        model.module.load_state_dict(state["module"])
+        model.module.eval()
+        model.history, model.training_info = state["history"], state["training_info"]
+        return model
 
     def _obs_names(self) -> pd.Index:
         reader = CountsReader(self.source, self.store.manifest["fingerprint"]["layer"])
