@@ -296,9 +296,13 @@ def _build(reader: CountsReader, directory: Path, fingerprint: dict, n_pcs, k, p
     (directory / MANIFEST).write_text(json.dumps(manifest))
 
 
-def _nearest(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    distance = (centres**2).sum(axis=1)[None, :] - 2.0 * points @ centres.T
-    return distance.argmin(axis=1)
+def _nearest(points: np.ndarray, centres: np.ndarray, block: int = 256) -> np.ndarray:
+    """Index of the nearest centre of every point, ``block`` points at a time (the number of
+    centres grows with N, so a whole chunk x centres distance matrix would too)."""
+    squared = (centres**2).sum(axis=1)
+    return np.concatenate(
+        [(squared[None, :] - 2.0 * points[s : s + block] @ centres.T).argmin(axis=1) for s in range(0, len(points), block)]
+    )
 
 
 FIELDS = ("data", "indices", "row_nnz", "library", "pca", "cell")
