@@ -26,7 +26,6 @@ import math
 import os
 import shutil
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import h5py
@@ -231,12 +230,13 @@ def _build(reader: CountsReader, directory: Path, fingerprint: dict, n_pcs, k, p
     centroid_of: list[int] = []  # partition -> centroid
     open_partition = np.full(n_centroids, -1)
     filled: list[int] = []
-    buffer: dict[int, list] = defaultdict(list)
+    buffer: list[tuple] = []
     buffered = 0
     for start, counts in reader.chunks():
         library = np.asarray(counts.sum(axis=1)).ravel().astype(np.float64)
         scores = (_log_normalised(counts, library) @ components - shift).astype(np.float32)
         nearest = _nearest(scores, centroids)
+        destination = np.empty(len(nearest), dtype=np.int64)
         for centroid in np.unique(nearest):
             rows = np.flatnonzero(nearest == centroid)
             while rows.size:
@@ -248,8 +248,9 @@ def _build(reader: CountsReader, directory: Path, fingerprint: dict, n_pcs, k, p
                 take = rows[: partition_size - filled[partition]]
                 rows = rows[take.size :]
                 filled[partition] += take.size
-                buffer[partition].append((counts[take], library[take], scores[take], start + take))
-                buffered += take.size
+                destination[take] = partition
+        buffer.append((counts, library, scores, start + np.arange(len(nearest)), destination))
+        buffered += len(nearest)
         if buffered >= FLUSH_CELLS:
             _flush(buffer, raw)
             buffered = 0
@@ -308,21 +309,30 @@ def _nearest(points: np.ndarray, centres: np.ndarray, block: int = 256) -> np.nd
 FIELDS = ("data", "indices", "row_nnz", "library", "pca", "cell")
 
 
-def _flush(buffer: dict, raw: Path) -> None:
-    """Append each partition's buffered rows to its raw files (a bucketed write: memory ~ FLUSH_CELLS)."""
-    for partition, pieces in buffer.items():
-        counts = sp.vstack([p[0] for p in pieces]).tocsr()
-        arrays = {
-            "data": counts.data.astype(np.float32),
-            "indices": counts.indices.astype(np.int32),
-            "row_nnz": np.diff(counts.indptr).astype(np.int32),
-            "library": np.concatenate([p[1] for p in pieces]),
-            "pca": np.concatenate([p[2] for p in pieces]).astype(np.float32),
-            "cell": np.concatenate([p[3] for p in pieces]).astype(np.int64),
-        }
+def _flush(buffer: list, raw: Path) -> None:
+    """Append the buffered chunks' rows to their partitions' raw files, grouped by one stable sort
+    (a bucketed write: memory ~ FLUSH_CELLS and a fixed number of objects, whatever the number of partitions)."""
+    if not buffer:
+        return
+    destination = np.concatenate([b[4] for b in buffer])
+    order = np.argsort(destination, kind="stable")
+    destination = destination[order]
+    counts = sp.vstack([b[0] for b in buffer]).tocsr()[order]
+    data, indices = counts.data.astype(np.float32), counts.indices.astype(np.int32)
+    arrays = {
+        "row_nnz": np.diff(counts.indptr).astype(np.int32),
+        "library": np.concatenate([b[1] for b in buffer])[order],
+        "pca": np.concatenate([b[2] for b in buffer])[order].astype(np.float32),
+        "cell": np.concatenate([b[3] for b in buffer])[order].astype(np.int64),
+    }
+    bounds = np.concatenate([[0], np.flatnonzero(np.diff(destination)) + 1, [len(destination)]])
+    for first, last in zip(bounds[:-1], bounds[1:]):
+        stem = raw / f"p{destination[first]:06d}"
+        pieces = {"data": data[counts.indptr[first] : counts.indptr[last]], "indices": indices[counts.indptr[first] : counts.indptr[last]]}
+        pieces.update({field: values[first:last] for field, values in arrays.items()})
         for field in FIELDS:
-            with open(raw / f"p{partition:06d}.{field}", "ab") as handle:
-                arrays[field].tofile(handle)
+            with open(f"{stem}.{field}", "ab") as handle:
+                pieces[field].tofile(handle)
     buffer.clear()
 
 
