@@ -87,13 +87,11 @@ class StreamedSCIMTA:
     def from_h5ad(cls, path, store_dir, layer: str = "counts", mode: str = "corrected", seed: int = 0, **settings) -> "StreamedSCIMTA":
         """Build (or reuse, when it matches the file and the settings) the partition store of the
         counts in ``layers[layer]`` (``"X"`` for X) of ``path`` and set up the model on it."""
-        defaults = MODE_DEFAULTS.get(mode, {})
-        pick = lambda key, table: table[key] if settings.get(key) is None else settings[key]  # noqa: E731
-        store = open_or_build(
-            path, store_dir, layer,
-            n_pcs=pick("n_pcs", defaults), k=pick("k", defaults),
-            partition_size=pick("partition_size", STREAMED_DEFAULTS), n_probe=pick("n_probe", STREAMED_DEFAULTS), seed=seed,
-        )
+        if mode not in MODE_DEFAULTS:
+            raise InputError("scimta.mode", f"expected one of {list(MODE_DEFAULTS)}, got {mode!r}")
+        defaults = {**MODE_DEFAULTS[mode], **STREAMED_DEFAULTS}
+        build = {key: defaults[key] if settings.get(key) is None else settings[key] for key in ("n_pcs", "k", "partition_size", "n_probe")}
+        store = open_or_build(path, store_dir, layer, seed=seed, **build)
         return cls(store, path, mode, seed, **settings)
 
     def _number_of_clusters(self) -> int:
@@ -170,7 +168,7 @@ class StreamedSCIMTA:
     def _epoch(self, optimizer, phase: str, frequency: torch.Tensor | None, generator) -> dict:
         cfg = self.config
         totals = dict.fromkeys(("loss", "graph", "expression", "gene", "cluster"), 0.0)
-        order = torch.randperm(self.store.n_partitions, generator=generator).numpy()
+        order = torch.randperm(self.store.n_partitions, generator=generator, device=self.device).cpu().numpy()
         for start in range(0, len(order), cfg["partitions_per_batch"]):
             batch = self._batch(order[start : start + cfg["partitions_per_batch"]], counts=True)
             z = self._embed(batch)
