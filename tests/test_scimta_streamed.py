@@ -106,6 +106,13 @@ def test_bad_input_names_file_and_key_and_leaves_no_store(tmp_path, kind, messag
     assert list(tmp_path.iterdir()) == [path]
 
 
+def test_settings_the_streamed_path_lacks_fail_before_any_store_is_built(tmp_path):
+    path = write(clustered_counts(n_cells=200, n_genes=40), tmp_path / "cells.h5ad")
+    with pytest.raises(InputError, match="scimta.graph: the streamed path needs graph='sparse'"):
+        StreamedSCIMTA.from_h5ad(path, tmp_path / "store", mode="faithful")
+    assert list(tmp_path.iterdir()) == [path]
+
+
 def test_batch_subgraph_keeps_inside_edges_and_gives_isolated_cells_a_self_loop():
     # two partitions at global positions 10-12 and 0-1; neighbours outside (e.g. 5, 20) are dropped
     knn = np.array([[11, 5], [10, 20], [0, 5], [12, 20], [30, 31]])

@@ -51,19 +51,7 @@ class StreamedSCIMTA:
     """scIMTA trained from a partition store on disk; memory bounded by the partition size, not N."""
 
     def __init__(self, store: PartitionStore, source: str | os.PathLike, mode: str = "corrected", seed: int = 0, **settings):
-        streamed = {key: settings.pop(key, None) for key in STREAMED_DEFAULTS}
-        self.config = {
-            "mode": mode,
-            "seed": seed,
-            **resolve_settings("scimta", SWITCHES, MODE_DEFAULTS, mode, settings),
-            **{key: STREAMED_DEFAULTS[key] if value is None else value for key, value in streamed.items()},
-        }
-        for key, needed in REQUIRED.items():
-            if self.config[key] != needed:
-                raise InputError(f"scimta.{key}", f"the streamed path needs {key}={needed!r}; use the in-memory SCIMTA for {self.config[key]!r}")
-        if self.config["recon_loss"] not in ("nb", "zinb"):
-            raise InputError("scimta.recon_loss", "the streamed path needs 'nb' or 'zinb'")
-        cfg = self.config
+        self.config = cfg = self.resolve_settings(mode, seed, settings)
         self.store, self.source = store, str(source)
         self.genes = pd.Index(store.genes)
         summary = store.summary
@@ -83,14 +71,31 @@ class StreamedSCIMTA:
             )
             self.module.set_centres(torch.zeros(self.n_clusters, cfg["latent_dim"]), cfg["learn_centres"])
 
+    @staticmethod
+    def resolve_settings(mode: str, seed: int, settings: dict) -> dict:
+        """The mode's table with ``settings`` applied, plus the streamed settings; InputError for
+        settings the streamed path does not support."""
+        settings = dict(settings)
+        streamed = {key: settings.pop(key, None) for key in STREAMED_DEFAULTS}
+        config = {
+            "mode": mode,
+            "seed": seed,
+            **resolve_settings("scimta", SWITCHES, MODE_DEFAULTS, mode, settings),
+            **{key: STREAMED_DEFAULTS[key] if value is None else value for key, value in streamed.items()},
+        }
+        for key, needed in REQUIRED.items():
+            if config[key] != needed:
+                raise InputError(f"scimta.{key}", f"the streamed path needs {key}={needed!r}; use the in-memory SCIMTA for {config[key]!r}")
+        if config["recon_loss"] not in ("nb", "zinb"):
+            raise InputError("scimta.recon_loss", "the streamed path needs 'nb' or 'zinb'")
+        return config
+
     @classmethod
     def from_h5ad(cls, path, store_dir, layer: str = "counts", mode: str = "corrected", seed: int = 0, **settings) -> "StreamedSCIMTA":
         """Build (or reuse, when it matches the file and the settings) the partition store of the
         counts in ``layers[layer]`` (``"X"`` for X) of ``path`` and set up the model on it."""
-        if mode not in MODE_DEFAULTS:
-            raise InputError("scimta.mode", f"expected one of {list(MODE_DEFAULTS)}, got {mode!r}")
-        defaults = {**MODE_DEFAULTS[mode], **STREAMED_DEFAULTS}
-        build = {key: defaults[key] if settings.get(key) is None else settings[key] for key in ("n_pcs", "k", "partition_size", "n_probe")}
+        config = cls.resolve_settings(mode, seed, settings)  # bad settings fail before the store is built
+        build = {key: config[key] for key in ("n_pcs", "k", "partition_size", "n_probe")}
         store = open_or_build(path, store_dir, layer, seed=seed, **build)
         return cls(store, path, mode, seed, **settings)
 
