@@ -24,6 +24,7 @@ rule scimta_impute:
         "../envs/singlecell.yaml"
     threads: 1
     params:
+        variant=lambda wildcards: scimta_block(wildcards)["imputation_variant"],
         rank=lambda wildcards: scimta_block(wildcards)["alra_rank"],
         seed=config["seed"],
     script:
@@ -52,6 +53,7 @@ rule scimta_imputation_error:
         "../envs/singlecell.yaml"
     threads: 1
     params:
+        mask_fractions=lambda wildcards: scimta_block(wildcards)["imputation_mask_fractions"],
         depths=lambda wildcards: scimta_block(wildcards)["imputation_depths"],
         rank=lambda wildcards: scimta_block(wildcards)["alra_rank"],
         seed=config["seed"],

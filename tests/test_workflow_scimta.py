@@ -38,7 +38,7 @@ def test_scimta_targets_on_tiny_sim_pbmc(tmp_path):
     assert set(scores["selection"]) == {"label_free", "oracle"}
     assert scores[["ari", "nmi"]].apply(lambda c: c.between(-1, 1)).all().all()
     imputation = pd.read_csv(tmp_path / base / "scimta" / "imputation.tsv", sep="\t")
-    assert set(imputation["values"]) == {"observed", "alra"}
+    assert set(imputation["values"]) == {"observed", "zero_fill", "alra"}
     assert (tmp_path / base / "figures" / "scimta_search.png").stat().st_size > 0
     batch = pd.read_csv(tmp_path / base / "scimta" / "batch.tsv", sep="\t")
     assert {"pca", "scvi", "scimta_corrected_seed0"} == set(batch["method"])
