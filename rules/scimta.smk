@@ -65,11 +65,13 @@ rule scimta_graph:
     input:
         adata="results/{dataset}/data/prepared.h5ad",
     output:
-        graph="results/{dataset}/scimta/graph.npz",
+        graph="results/{dataset}/scimta/{mode}_graph.npz",
     log:
-        "logs/{dataset}/scimta/graph.log",
+        "logs/{dataset}/scimta/{mode}_graph.log",
     benchmark:
-        "benchmarks/{dataset}/scimta/graph.tsv"
+        "benchmarks/{dataset}/scimta/{mode}_graph.tsv"
+    wildcard_constraints:
+        mode="corrected|faithful",
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -83,7 +85,7 @@ rule scimta_graph:
 rule scimta_train:
     input:
         adata="results/{dataset}/data/prepared.h5ad",
-        graph="results/{dataset}/scimta/graph.npz",
+        graph="results/{dataset}/scimta/{mode}_graph.npz",
     output:
         model="results/{dataset}/models/scimta/{mode}/seed{seed}/model.pt",
         history="results/{dataset}/models/scimta/{mode}/seed{seed}/history.tsv",

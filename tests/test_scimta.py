@@ -167,3 +167,33 @@ def test_imputation_rejects_an_unknown_variant():
 def test_imputation_rejects_negative_values():
     with pytest.raises(InputError, match="non-negative"):
         low_rank_impute(-np.ones((5, 5)))
+
+
+def test_batch_balanced_graph_links_every_cell_to_each_batch():
+    rng = np.random.default_rng(2)
+    # Two batches far apart: a plain kNN graph never crosses them, the balanced one always does.
+    embedding = np.r_[rng.normal(size=(60, 4)), rng.normal(size=(40, 4)) + 50.0]
+    batches = np.r_[["a"] * 60, ["b"] * 40]
+    plain = knn_graph(embedding, 6)
+    balanced = knn_graph(embedding, 6, batches=batches)
+    assert plain[:60, 60:].nnz == 0
+    for cell in range(100):
+        neighbours = batches[balanced[cell].indices]
+        assert (neighbours == "a").sum() >= 3 and (neighbours == "b").sum() >= 3
+        assert cell not in balanced[cell].indices
+    with pytest.raises(InputError, match="batch 'c' has 2 cells"):
+        knn_graph(np.r_[embedding, embedding[:2]], 6, batches=np.r_[batches, ["c", "c"]])
+
+
+def test_model_builds_a_batch_balanced_graph_only_in_corrected_mode():
+    adata = clustered_counts()
+    adata.obs["batch"] = np.where(np.arange(adata.n_obs) % 2 == 0, "b1", "b2")
+    SCIMTA.setup_anndata(adata, labels_key="cell_type", batch_key="batch")
+    corrected = SCIMTA(adata, mode="corrected", seed=0, k=6, **FAST)
+    faithful = SCIMTA(adata, mode="faithful", seed=0, k=6, pretrain_epochs=1, cluster_epochs=1)
+    assert corrected.graph_batches() is not None and faithful.graph_batches() is None
+    batch = adata.obs["batch"].to_numpy()
+    crossing = [(batch[corrected.cell_graph[c].indices] != batch[c]).sum() for c in range(adata.n_obs)]
+    assert min(crossing) >= 3
+    with pytest.raises(InputError, match="obs\\['donor'\\]"):
+        SCIMTA.setup_anndata(adata, batch_key="donor")

@@ -78,7 +78,7 @@ class SCIMTA(BaseModel):
         self.log_norm = _log_normalised(self.counts, self.library)
         self.pca = _pca(self.log_norm, cfg["n_pcs"], seed)
         if cell_graph is None:
-            cell_graph = knn_graph(self.pca, cfg["k"], cfg["metric"], seed, source="scimta PCA embedding")
+            cell_graph = knn_graph(self.pca, cfg["k"], cfg["metric"], seed, "scimta PCA embedding", self.graph_batches())
         self.cell_graph = check_graph(cell_graph, source="scimta cell graph")
         self.target = random_surf_ppmi(self.cell_graph, cfg["surf_steps"], cfg["restart"], dense=dense)
         self.propagation = normalized_adjacency(self.target)
@@ -103,12 +103,21 @@ class SCIMTA(BaseModel):
             self.module.set_centres(torch.zeros(self.n_clusters, cfg["latent_dim"]), cfg["learn_centres"])
 
     @staticmethod
-    def setup_anndata(adata: ad.AnnData, layer: str = "counts", labels_key: str | None = None) -> None:
-        """Register the raw-count layer (and, for faithful K from labels, the label column)."""
+    def setup_anndata(adata: ad.AnnData, layer: str = "counts", labels_key: str | None = None, batch_key: str | None = None) -> None:
+        """Register the raw-count layer, the label column (faithful K from labels) and the batch
+        column (batch-balanced cell graph, ``batch_graph="balanced"``)."""
         _registered_counts(adata, layer)
-        if labels_key is not None and labels_key not in adata.obs.columns:
-            raise InputError(f"obs[{labels_key!r}]", f"label column not found; obs columns are {list(adata.obs.columns)}")
-        SCIMTA._store_registration(adata, {"layer": layer, "labels_key": labels_key})
+        for key in (labels_key, batch_key):
+            if key is not None and key not in adata.obs.columns:
+                raise InputError(f"obs[{key!r}]", f"column not found; obs columns are {list(adata.obs.columns)}")
+        SCIMTA._store_registration(adata, {"layer": layer, "labels_key": labels_key, "batch_key": batch_key})
+
+    def graph_batches(self) -> np.ndarray | None:
+        """Batch of each cell when the cell graph is batch-balanced (else None)."""
+        key = self.setup.get("batch_key")
+        if key is None or self.config["batch_graph"] != "balanced":
+            return None
+        return self.adata.obs[key].astype(str).to_numpy()
 
     @classmethod
     def _setup_from_saved(cls, adata, setup: dict) -> None:

@@ -12,6 +12,10 @@ SWITCHES = {
     # by the first PC's sd): 50 inputs keep each mini-batch's gather small and the first layer stable.
     "encoder_input": ("zscored_hvg", "pca"),
     "gene_graph": (False, True),  # extended mode: gene graph reconstructed jointly
+    # Cell graph over batches (with a registered batch_key): one kNN search over all cells (the
+    # original), or batch-balanced kNN (BBKNN, Polanski et al. 2020), ceil(k / batches) neighbours
+    # from each batch, so that a batch effect does not cut the graph into one component per batch.
+    "batch_graph": ("ignore", "balanced"),
 }
 
 #: Every setting per mode. Faithful = the released scMGCA defaults (500 HVGs are chosen by the
@@ -27,6 +31,7 @@ MODE_DEFAULTS = {
         "graph": "dense",
         "encoder_input": "zscored_hvg",
         "gene_graph": False,
+        "batch_graph": "ignore",
         "k": 15,
         "n_pcs": 50,
         "metric": "euclidean",
@@ -65,6 +70,7 @@ MODE_DEFAULTS = {
         "graph": "sparse",
         "encoder_input": "pca",
         "gene_graph": True,
+        "batch_graph": "balanced",
         "k": 15,
         "n_pcs": 50,
         "metric": "euclidean",
