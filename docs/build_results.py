@@ -554,7 +554,8 @@ def scimta_page(results, config) -> tuple[list[str], list[Path]]:
     dirs = [d for r in results if r.is_dir() for d in sorted(r.iterdir()) if (d / "scimta" / "scores.tsv").exists()]
     inputs: list[Path] = []
     body = [
-        "scIMTA clusters against the cell labels beside Leiden on PCA and on the scVI latent. `label_free` rows",
+        "scIMTA clusters against the cell labels beside Leiden on PCA, on the batch-balanced PCA graph",
+        "(`leiden_pca_balanced`, the graph corrected scIMTA trains on; data with batches) and on the scVI latent. `label_free` rows",
         "choose the Leiden resolution (and scIMTA its K) by silhouette without labels; `oracle` rows take the",
         "resolution with the best ARI (labels used, shown for reference only). Method: [../models/scimta.md](../models/scimta.md).",
         "",
