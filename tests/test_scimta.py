@@ -195,5 +195,12 @@ def test_model_builds_a_batch_balanced_graph_only_in_corrected_mode():
     batch = adata.obs["batch"].to_numpy()
     crossing = [(batch[corrected.cell_graph[c].indices] != batch[c]).sum() for c in range(adata.n_obs)]
     assert min(crossing) >= 3
+    assert corrected.module.n_batches == 2 and faithful.module.n_batches == 0
+    corrected.train(device="cpu", progress_bar=False)
+    # Centres start from the Leiden partition K was chosen from; DEC keeps the planted types.
+    assert corrected.n_clusters == len(np.unique(corrected.leiden_labels))
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(adata.obs["cell_type"], corrected.predict()) > 0.8
     with pytest.raises(InputError, match="obs\\['donor'\\]"):
         SCIMTA.setup_anndata(adata, batch_key="donor")

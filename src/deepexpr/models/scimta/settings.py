@@ -16,6 +16,12 @@ SWITCHES = {
     # original), or batch-balanced kNN (BBKNN, Polanski et al. 2020), ceil(k / batches) neighbours
     # from each batch, so that a batch effect does not cut the graph into one component per batch.
     "batch_graph": ("ignore", "balanced"),
+    # Expression decoder fed the cell's batch as well as z (as scVI's), so that z need not encode
+    # the batch to reconstruct the counts; only with a registered batch_key and two or more batches.
+    "decoder_batch": (False, True),
+    # DEC centres: k-means on z (the original), or the mean z of each cluster of the Leiden
+    # partition K was chosen from (when it was: C6), so the clustering starts from that partition.
+    "centre_init": ("kmeans", "leiden"),
 }
 
 #: Every setting per mode. Faithful = the released scMGCA defaults (500 HVGs are chosen by the
@@ -32,6 +38,8 @@ MODE_DEFAULTS = {
         "encoder_input": "zscored_hvg",
         "gene_graph": False,
         "batch_graph": "ignore",
+        "decoder_batch": False,
+        "centre_init": "kmeans",
         "k": 15,
         "n_pcs": 50,
         "metric": "euclidean",
@@ -71,6 +79,8 @@ MODE_DEFAULTS = {
         "encoder_input": "pca",
         "gene_graph": True,
         "batch_graph": "balanced",
+        "decoder_batch": True,
+        "centre_init": "leiden",
         "k": 15,
         "n_pcs": 50,
         "metric": "euclidean",
