@@ -554,7 +554,8 @@ def scimta_page(results, config) -> tuple[list[str], list[Path]]:
     dirs = [d for r in results if r.is_dir() for d in sorted(r.iterdir()) if (d / "scimta" / "scores.tsv").exists()]
     inputs: list[Path] = []
     body = [
-        "scIMTA clusters against the cell labels beside Leiden on PCA and on the scVI latent. `label_free` rows",
+        "scIMTA clusters against the cell labels beside Leiden on PCA, on the batch-balanced PCA graph",
+        "(`leiden_pca_balanced`, the graph corrected scIMTA trains on; data with batches) and on the scVI latent. `label_free` rows",
         "choose the Leiden resolution (and scIMTA its K) by silhouette without labels; `oracle` rows take the",
         "resolution with the best ARI (labels used, shown for reference only). Method: [../models/scimta.md](../models/scimta.md).",
         "",
@@ -567,7 +568,7 @@ def scimta_page(results, config) -> tuple[list[str], list[Path]]:
         columns = ["method", "selection", "resolution", "n_clusters", "silhouette", "ari", "nmi"]
         body += markdown_table(columns, [[fmt(r[c]) if c not in ("method", "selection") else str(r[c]) for c in columns] for r in scores.to_dict(orient="records")])
         body += ["", f"From `{base / 'scores.tsv'}`.", ""]
-        for name, title in (("batch.tsv", "Batch mixing of the embeddings (scib-metrics)"), ("imputation.tsv", "ALRA-like imputation vs no imputation, against the simulated truth"), ("search.tsv", "Label-free search (objective: silhouette; ARI/NMI only reported)")):
+        for name, title in (("batch.tsv", "Batch mixing of the embeddings (scib-metrics; `pca` is the unintegrated reference, so its pcr_comparison is 0 by definition; iLISI 0 means every cell's 30 nearest neighbours are from its own batch)"), ("imputation.tsv", "Low-rank imputation (zero_fill, the default, and the published ALRA) vs none, against the simulated true counts"), ("search.tsv", "Label-free search (objective: silhouette; ARI/NMI only reported)")):
             path = base / name
             if not path.exists():
                 continue

@@ -24,6 +24,7 @@ rule scimta_impute:
         "../envs/singlecell.yaml"
     threads: 1
     params:
+        variant=lambda wildcards: scimta_block(wildcards)["imputation_variant"],
         rank=lambda wildcards: scimta_block(wildcards)["alra_rank"],
         seed=config["seed"],
     script:
@@ -52,6 +53,7 @@ rule scimta_imputation_error:
         "../envs/singlecell.yaml"
     threads: 1
     params:
+        mask_fractions=lambda wildcards: scimta_block(wildcards)["imputation_mask_fractions"],
         depths=lambda wildcards: scimta_block(wildcards)["imputation_depths"],
         rank=lambda wildcards: scimta_block(wildcards)["alra_rank"],
         seed=config["seed"],
@@ -63,11 +65,13 @@ rule scimta_graph:
     input:
         adata="results/{dataset}/data/prepared.h5ad",
     output:
-        graph="results/{dataset}/scimta/graph.npz",
+        graph="results/{dataset}/scimta/{mode}_graph.npz",
     log:
-        "logs/{dataset}/scimta/graph.log",
+        "logs/{dataset}/scimta/{mode}_graph.log",
     benchmark:
-        "benchmarks/{dataset}/scimta/graph.tsv"
+        "benchmarks/{dataset}/scimta/{mode}_graph.tsv"
+    wildcard_constraints:
+        mode="corrected|faithful",
     conda:
         "../envs/torch.yaml"
     threads: 1
@@ -81,7 +85,7 @@ rule scimta_graph:
 rule scimta_train:
     input:
         adata="results/{dataset}/data/prepared.h5ad",
-        graph="results/{dataset}/scimta/graph.npz",
+        graph="results/{dataset}/scimta/{mode}_graph.npz",
     output:
         model="results/{dataset}/models/scimta/{mode}/seed{seed}/model.pt",
         history="results/{dataset}/models/scimta/{mode}/seed{seed}/history.tsv",

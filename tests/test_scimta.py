@@ -11,7 +11,8 @@ import scipy.sparse as sp
 from deepexpr.errors import InputError
 from deepexpr.models.scimta import SCIMTA
 from deepexpr.models.scimta.graph import check_graph, knn_graph, padded_neighbours, random_surf_ppmi
-from deepexpr.models.scimta.impute import alra, choose_rank
+from deepexpr.evaluate.scimta import imputation_table
+from deepexpr.models.scimta.impute import choose_rank, low_rank_impute
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -119,17 +120,87 @@ def test_training_clusters_and_round_trips(tmp_path, mode):
     assert np.allclose(loaded.get_latent().to_numpy(), model.get_latent().to_numpy(), atol=1e-5)
 
 
-def test_alra_restores_observed_values_and_lowers_error_on_low_rank_data():
-    rng = np.random.default_rng(0)
+def low_rank_with_dropout(seed=0):
+    """(truth, observed): log-scale rank-3 data and a copy with 40 % of its entries set to zero."""
+    rng = np.random.default_rng(seed)
     truth = np.log1p(rng.gamma(2.0, 1.0, (200, 3)) @ rng.gamma(2.0, 1.0, (3, 50)))
-    observed = truth * (rng.random(truth.shape) > 0.4)
-    imputed, rank = alra(observed, seed=0)
+    return truth, truth * (rng.random(truth.shape) > 0.4)
+
+
+@pytest.mark.parametrize("variant", ["zero_fill", "alra"])
+def test_low_rank_imputation_keeps_observed_values_and_lowers_error(variant):
+    truth, observed = low_rank_with_dropout()
+    imputed, rank = low_rank_impute(observed, variant, seed=0)
     assert 2 <= rank <= 10
-    assert np.array_equal(imputed[observed > 0] > 0, np.ones((observed > 0).sum(), bool))
-    assert np.mean((imputed - truth) ** 2) < np.mean((observed - truth) ** 2)
+    assert (imputed[observed > 0] > 0).all()
+    if variant == "zero_fill":
+        assert np.array_equal(imputed[observed > 0], observed[observed > 0])
+    assert np.mean((imputed - truth) ** 2) < 0.5 * np.mean((observed - truth) ** 2)
     assert choose_rank(np.array([10.0, 9.0, 1.0, 0.9, 0.8, 0.7, 0.6])) == 2
 
 
-def test_alra_rejects_negative_values():
+def test_imputation_table_scores_both_variants_against_the_true_counts():
+    rng = np.random.default_rng(3)
+    types = rng.integers(0, 3, 300)
+    programme = rng.gamma(1.0, 1.0, (3, 40)) * 3
+    true_counts = rng.poisson(programme[types]).astype(np.float32)
+    true_counts[:, 0] += 1
+    truth = ad.AnnData(X=sp.csr_matrix(true_counts), var=pd.DataFrame({"de_gene": np.arange(40) < 20}, index=[f"g{j}" for j in range(40)]))
+    truth.obs_names = [f"c{i}" for i in range(300)]
+    prepared = truth[:, ::-1].copy()  # different gene order: the truth is matched by name
+    prepared.layers["counts"] = prepared.X.copy()
+    table = imputation_table(prepared, truth, [0.5], [20], rank=None, seed=0)
+    assert set(table["values"]) == {"observed", "zero_fill", "alra"}
+    assert list(dict.fromkeys(table["scenario"])) == ["as simulated", "50% of non-zeros masked", "thinned to 20 counts/cell"]
+    exact = table[(table["scenario"] == "as simulated") & (table["values"] == "observed")]
+    assert np.allclose(exact["mse"], 0.0) and np.allclose(exact["median_gene_pearson"], 1.0)
+    masked = table[(table["scenario"] == "50% of non-zeros masked") & (table["genes"] == "all")].set_index("values")
+    assert masked.loc["zero_fill", "mse"] < masked.loc["observed", "mse"]
+    assert masked.loc["zero_fill", "zero_fraction"] < masked.loc["observed", "zero_fraction"]
+
+
+def test_imputation_rejects_an_unknown_variant():
+    with pytest.raises(InputError, match="imputation_variant"):
+        low_rank_impute(np.ones((5, 5)), "mean")
+
+
+def test_imputation_rejects_negative_values():
     with pytest.raises(InputError, match="non-negative"):
-        alra(-np.ones((5, 5)))
+        low_rank_impute(-np.ones((5, 5)))
+
+
+def test_batch_balanced_graph_links_every_cell_to_each_batch():
+    rng = np.random.default_rng(2)
+    # Two batches far apart: a plain kNN graph never crosses them, the balanced one always does.
+    embedding = np.r_[rng.normal(size=(60, 4)), rng.normal(size=(40, 4)) + 50.0]
+    batches = np.r_[["a"] * 60, ["b"] * 40]
+    plain = knn_graph(embedding, 6)
+    balanced = knn_graph(embedding, 6, batches=batches)
+    assert plain[:60, 60:].nnz == 0
+    for cell in range(100):
+        neighbours = batches[balanced[cell].indices]
+        assert (neighbours == "a").sum() >= 3 and (neighbours == "b").sum() >= 3
+        assert cell not in balanced[cell].indices
+    with pytest.raises(InputError, match="batch 'c' has 2 cells"):
+        knn_graph(np.r_[embedding, embedding[:2]], 6, batches=np.r_[batches, ["c", "c"]])
+
+
+def test_model_builds_a_batch_balanced_graph_only_in_corrected_mode():
+    adata = clustered_counts()
+    adata.obs["batch"] = np.where(np.arange(adata.n_obs) % 2 == 0, "b1", "b2")
+    SCIMTA.setup_anndata(adata, labels_key="cell_type", batch_key="batch")
+    corrected = SCIMTA(adata, mode="corrected", seed=0, k=6, **FAST)
+    faithful = SCIMTA(adata, mode="faithful", seed=0, k=6, pretrain_epochs=1, cluster_epochs=1)
+    assert corrected.graph_batches() is not None and faithful.graph_batches() is None
+    batch = adata.obs["batch"].to_numpy()
+    crossing = [(batch[corrected.cell_graph[c].indices] != batch[c]).sum() for c in range(adata.n_obs)]
+    assert min(crossing) >= 3
+    assert corrected.module.n_batches == 2 and faithful.module.n_batches == 0
+    corrected.train(device="cpu", progress_bar=False)
+    # Centres start from the Leiden partition K was chosen from; DEC keeps the planted types.
+    assert corrected.n_clusters == len(np.unique(corrected.leiden_labels))
+    from sklearn.metrics import adjusted_rand_score
+
+    assert adjusted_rand_score(adata.obs["cell_type"], corrected.predict()) > 0.8
+    with pytest.raises(InputError, match="obs\\['donor'\\]"):
+        SCIMTA.setup_anndata(adata, batch_key="donor")

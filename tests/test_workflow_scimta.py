@@ -16,6 +16,7 @@ def test_scimta_targets_on_tiny_sim_pbmc(tmp_path):
     sim = config["datasets"]["sim_pbmc"]
     sim["scvi"]["max_epochs"] = 2
     sim["scimta"] = {
+        "modes": ["corrected", "faithful"],
         "pretrain_epochs": 5,
         "cluster_epochs": 3,
         "batch_size": 128,
@@ -34,11 +35,11 @@ def test_scimta_targets_on_tiny_sim_pbmc(tmp_path):
     result = run_workflow(tmp_path, config, *targets)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     scores = pd.read_csv(tmp_path / base / "scimta" / "scores.tsv", sep="\t")
-    assert set(scores["method"]) == {"leiden_pca", "leiden_scvi", "scimta_corrected_seed0"}
+    assert set(scores["method"]) == {"leiden_pca", "leiden_pca_balanced", "leiden_scvi", "scimta_corrected_seed0", "scimta_faithful_seed0"}
     assert set(scores["selection"]) == {"label_free", "oracle"}
     assert scores[["ari", "nmi"]].apply(lambda c: c.between(-1, 1)).all().all()
     imputation = pd.read_csv(tmp_path / base / "scimta" / "imputation.tsv", sep="\t")
-    assert set(imputation["values"]) == {"observed", "alra"}
+    assert set(imputation["values"]) == {"observed", "zero_fill", "alra"}
     assert (tmp_path / base / "figures" / "scimta_search.png").stat().st_size > 0
     batch = pd.read_csv(tmp_path / base / "scimta" / "batch.tsv", sep="\t")
-    assert {"pca", "scvi", "scimta_corrected_seed0"} == set(batch["method"])
+    assert {"pca", "scvi", "scimta_corrected_seed0", "scimta_faithful_seed0"} == set(batch["method"])

@@ -5,6 +5,8 @@ SCIMTA_WORKFLOW_KEYS = (
     "modes",
     "seeds",
     "alra_rank",
+    "imputation_variant",
+    "imputation_mask_fractions",
     "imputation_depths",
     "community_resolution",
     "community_min_genes",

@@ -1,4 +1,4 @@
-"""Rule scimta_imputation_error: observed vs ALRA-imputed values against the simulated truth."""
+"""Rule scimta_imputation_error: observed vs imputed values against the simulated true counts."""
 
 import sys
 
@@ -13,5 +13,5 @@ from deepexpr.workflow import rule_log
 with rule_log(snakemake.log[0]):
     prepared = ad.read_h5ad(snakemake.input.prepared)
     truth = ad.read_h5ad(snakemake.input.truth)
-    table = imputation_table(prepared, truth, snakemake.params.depths, snakemake.params.rank, snakemake.params.seed)
+    table = imputation_table(prepared, truth, snakemake.params.mask_fractions, snakemake.params.depths, snakemake.params.rank, snakemake.params.seed)
     write_table(table, snakemake.output.table)

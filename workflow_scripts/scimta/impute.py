@@ -1,4 +1,4 @@
-"""Rule scimta_impute: ALRA-like low-rank imputation of the prepared data (log-normalised HVGs)."""
+"""Rule scimta_impute: low-rank imputation (ALRA-like) of the prepared data (log-normalised HVGs)."""
 
 import sys
 
@@ -8,14 +8,15 @@ import anndata as ad
 
 from deepexpr.evaluate.scimta import _log_normalised, _registered_counts
 from deepexpr.io import write_h5ad
-from deepexpr.models.scimta.impute import alra
+from deepexpr.models.scimta.impute import low_rank_impute
 from deepexpr.workflow import rule_log
 
 with rule_log(snakemake.log[0]) as logger:
     prepared = ad.read_h5ad(snakemake.input.adata)
     counts, library = _registered_counts(prepared, "counts")
-    imputed, rank = alra(_log_normalised(counts, library), rank=snakemake.params.rank, seed=snakemake.params.seed)
-    logger.info("ALRA rank %d", rank)
+    variant = snakemake.params.variant
+    imputed, rank = low_rank_impute(_log_normalised(counts, library), variant, rank=snakemake.params.rank, seed=snakemake.params.seed)
+    logger.info("%s imputation at rank %d", variant, rank)
     result = ad.AnnData(X=imputed.astype("float32"), obs=prepared.obs.copy(), var=prepared.var.copy())
-    result.uns["alra"] = {"rank": int(rank)}
+    result.uns["imputation"] = {"variant": variant, "rank": int(rank)}
     write_h5ad(result, snakemake.output.adata)

@@ -16,7 +16,8 @@ from deepexpr.workflow import rule_log
 with rule_log(snakemake.log[0]):
     prepared = ad.read_h5ad(snakemake.input.adata)
     labels_key = "cell_type" if "cell_type" in prepared.obs else None
-    SCIMTA.setup_anndata(prepared, labels_key=labels_key)
+    batch_key = "batch" if "batch" in prepared.obs else None
+    SCIMTA.setup_anndata(prepared, labels_key=labels_key, batch_key=batch_key)
     model = SCIMTA(
         prepared,
         mode=snakemake.wildcards.mode,

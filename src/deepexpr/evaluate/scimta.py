@@ -13,12 +13,13 @@ import logging
 import anndata as ad
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from deepexpr.errors import InputError
 from deepexpr.models.scimta import SCIMTA, clustering
 from deepexpr.models.scimta.graph import knn_graph
-from deepexpr.models.scimta.impute import alra, imputation_error
+from deepexpr.models.scimta.impute import VARIANTS, imputation_error, low_rank_impute
 from deepexpr.models.scimta.model import _log_normalised, _pca, _registered_counts
 
 logger = logging.getLogger(__name__)
@@ -31,10 +32,10 @@ def pca_embedding(adata: ad.AnnData, n_pcs: int = 50, seed: int = 0) -> np.ndarr
     return _pca(_log_normalised(counts, library), n_pcs, seed)
 
 
-def leiden_rows(method: str, embedding: np.ndarray, labels, resolutions, k: int = 15, seed: int = 0) -> pd.DataFrame:
-    """Leiden on the kNN graph of ``embedding``: the label-free row (best silhouette) and the oracle
-    row (best ARI, labels used)."""
-    graph = knn_graph(embedding, k, seed=seed, source=f"{method} embedding")
+def leiden_rows(method: str, embedding: np.ndarray, labels, resolutions, k: int = 15, seed: int = 0, batches=None) -> pd.DataFrame:
+    """Leiden on the kNN graph of ``embedding`` (batch-balanced with ``batches``): the label-free
+    row (best silhouette) and the oracle row (best ARI, labels used)."""
+    graph = knn_graph(embedding, k, seed=seed, source=f"{method} embedding", batches=batches)
     scan = clustering.resolution_scan(embedding, graph, resolutions, seed)
     for row in scan:
         row["ari"] = adjusted_rand_score(labels, row["labels"])
@@ -62,13 +63,18 @@ def scimta_row(method: str, predicted: np.ndarray, embedding: np.ndarray, labels
 
 def study_scores(prepared: ad.AnnData, scvi_latent: np.ndarray, runs: dict[str, pd.DataFrame], resolutions, seed: int = 0):
     """(scores, UMAP table of the first run, embeddings by name) for Leiden on PCA, Leiden on the
-    scVI latent and every scIMTA run (``runs``: name -> cells table with ``cluster`` and z columns)."""
+    scVI latent and every scIMTA run (``runs``: name -> cells table with ``cluster`` and z columns).
+    With two or more batches, Leiden on the batch-balanced PCA graph (the graph corrected scIMTA
+    trains on) is a third comparator, so that scIMTA is not credited for the graph alone."""
     import umap
 
     labels = prepared.obs["cell_type"].astype(str).to_numpy()
     pca = pca_embedding(prepared, 50, seed)
     embeddings = {"pca": pca, "scvi": scvi_latent}
     tables = [leiden_rows(name, embedding, labels, resolutions, seed=seed) for name, embedding in (("leiden_pca", pca), ("leiden_scvi", scvi_latent))]
+    batches = prepared.obs["batch"].astype(str).to_numpy() if "batch" in prepared.obs else None
+    if batches is not None and len(np.unique(batches)) > 1:
+        tables.insert(1, leiden_rows("leiden_pca_balanced", pca, labels, resolutions, seed=seed, batches=batches))
     umap_table = None
     for name, cells in runs.items():
         cells = cells.reindex(prepared.obs_names)
@@ -133,41 +139,57 @@ def explaining_communities(scores: pd.DataFrame, threshold: float = 0.5) -> pd.D
     return pd.DataFrame(rows, columns=["cluster", "community", "mean_z"])
 
 
-def truth_log_means(prepared: ad.AnnData, truth: ad.AnnData) -> np.ndarray:
-    """The truth the imputation is scored against: the simulator's batch-free expected expression
-    (``layers['true_means']``) of the prepared cells and genes, log-normalised like the data."""
+def truth_log_counts(prepared: ad.AnnData, truth: ad.AnnData) -> np.ndarray:
+    """The truth the imputation is scored against: the simulator's true counts (``truth.X``: no
+    batch effect, no dropout) of the prepared cells and genes, log-normalised like the data."""
     missing = prepared.obs_names.difference(truth.obs_names)
     if len(missing):
         raise InputError("truth.h5ad", f"{len(missing)} prepared cells are not in the truth, e.g. {list(missing[:3])}")
-    means = np.asarray(truth[prepared.obs_names, prepared.var_names].layers["true_means"], dtype=np.float64)
-    return np.log1p(means / means.sum(axis=1, keepdims=True) * 1e4)
+    counts = truth[prepared.obs_names, prepared.var_names].X
+    counts = counts.toarray() if sp.issparse(counts) else np.asarray(counts)
+    return _log_normalised_dense(counts.astype(np.float64))
 
 
-def imputation_table(prepared: ad.AnnData, truth: ad.AnnData, depths, rank, seed: int = 0) -> pd.DataFrame:
-    """Error of observed vs ALRA-imputed values against the truth, at the data's own depth and at
-    binomially thinned depths (counts per cell), where zeros from shallow sequencing appear; over
-    all genes and over the simulated DE genes (``truth.var['de_gene']``, the genes with cell-type
-    signal a low-rank model can recover; the others vary across cells by biological noise only)."""
+def _log_normalised_dense(counts: np.ndarray) -> np.ndarray:
+    library = np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    return np.log1p(counts / library * 1e4)
+
+
+def imputation_scenarios(counts: np.ndarray, mask_fractions, depths, seed: int = 0):
+    """(name, counts) of the data as simulated and with added technical zeros: a fraction of the
+    non-zero entries set to zero at random (dropout), or binomial thinning to a number of counts
+    per cell (shallow sequencing)."""
+    rng = np.random.default_rng(seed)
+    yield "as simulated", counts
+    for fraction in mask_fractions:
+        masked = counts.copy()
+        masked[(masked > 0) & (rng.random(masked.shape) < fraction)] = 0
+        yield f"{fraction:.0%} of non-zeros masked", masked
+    for depth in depths:
+        keep = np.minimum(1.0, depth / np.maximum(counts.sum(axis=1, keepdims=True), 1))
+        yield f"thinned to {depth} counts/cell", rng.binomial(counts, keep)
+
+
+def imputation_table(prepared: ad.AnnData, truth: ad.AnnData, mask_fractions, depths, rank, seed: int = 0) -> pd.DataFrame:
+    """Error against the true counts of the observed values and of both imputation variants, per
+    scenario (:func:`imputation_scenarios`), over all genes and over the simulated DE genes
+    (``truth.var['de_gene']``, the genes with cell-type signal a low-rank model can recover)."""
     counts, _ = _registered_counts(prepared, "counts")
-    target = truth_log_means(prepared, truth)
+    target = truth_log_counts(prepared, truth)
     subsets = {"all": np.ones(prepared.n_vars, bool)}
     if "de_gene" in truth.var.columns:
         subsets["de"] = truth.var["de_gene"].reindex(prepared.var_names).fillna(False).to_numpy(bool)
-    rng = np.random.default_rng(seed)
     rows = []
-    for depth in [None, *depths]:
-        dense = counts.toarray().astype(np.int64)
-        if depth is not None:
-            keep = np.minimum(1.0, depth / dense.sum(axis=1, keepdims=True))
-            dense = rng.binomial(dense, keep)
-        library = np.maximum(dense.sum(axis=1, keepdims=True), 1)
-        observed = np.log1p(dense / library * 1e4)
-        imputed, used_rank = alra(observed, rank=rank, seed=seed)
+    for scenario, observed_counts in imputation_scenarios(counts.toarray().astype(np.int64), mask_fractions, depths, seed):
+        observed = _log_normalised_dense(observed_counts)
+        candidates = {"observed": (observed, np.nan)}
+        for variant in VARIANTS:
+            candidates[variant] = low_rank_impute(observed, variant, rank=rank, seed=seed)
         for genes, mask in subsets.items():
-            for name, values in (("observed", observed), ("alra", imputed)):
+            for name, (values, used_rank) in candidates.items():
                 rows.append(
                     {
-                        "depth": "data" if depth is None else int(depth),
+                        "scenario": scenario,
                         "genes": genes,
                         "values": name,
                         "zero_fraction": float((values[:, mask] == 0).mean()),

@@ -55,19 +55,20 @@ def plot_community_heatmap(scores_path, out=None, dataset: str = ""):
 
 @styled
 def plot_imputation(table_path, out=None, dataset: str = ""):
-    table = read_checked(table_path, ["depth", "genes", "values", "median_gene_pearson", "mse"])
-    table = table.assign(depth=table["genes"] + " genes, depth " + table["depth"].astype(str))
-    fig, axes = new_figure(1, 2, figsize=(11, 3.8))
-    depths = list(dict.fromkeys(table["depth"]))
-    width = 0.38
-    for ax, metric, label in zip(axes, ["median_gene_pearson", "mse"], ["median per-gene Pearson r", "MSE"]):
-        for offset, (name, colour) in zip((-width / 2, width / 2), (("observed", "#999999"), ("alra", "#D55E00"))):
-            values = [table[(table["depth"].astype(str) == d) & (table["values"] == name)][metric].iloc[0] for d in depths]
-            ax.bar(np.arange(len(depths)) + offset, values, width, color=colour, label=name)
-        ax.set_xticks(range(len(depths)), depths, rotation=30, ha="right", fontsize=7)
+    table = read_checked(table_path, ["scenario", "genes", "values", "median_gene_pearson", "mse"])
+    table = table.assign(group=table["scenario"] + " (" + table["genes"] + " genes)")
+    groups = list(dict.fromkeys(table["group"]))
+    shown = [(name, colour) for name, colour in (("observed", "#999999"), ("zero_fill", "#0072B2"), ("alra", "#D55E00")) if name in set(table["values"])]
+    width = 0.8 / len(shown)
+    fig, axes = new_figure(1, 2, figsize=(12, 4.2))
+    for ax, metric, label in zip(axes, ["median_gene_pearson", "mse"], ["median per-gene Pearson r (higher is better)", "MSE (lower is better)"]):
+        for number, (name, colour) in enumerate(shown):
+            values = [table[(table["group"] == g) & (table["values"] == name)][metric].iloc[0] for g in groups]
+            ax.bar(np.arange(len(groups)) + (number - (len(shown) - 1) / 2) * width, values, width, color=colour, label=name)
+        ax.set_xticks(range(len(groups)), groups, rotation=35, ha="right", fontsize=7)
         ax.set_ylabel(label)
     axes[0].legend(frameon=False)
-    set_title(fig, "Imputation vs none, against the simulated batch-free truth", dataset)
+    set_title(fig, "Imputation vs none, against the simulated true counts", dataset)
     savefig(fig, out)
     return {}
 

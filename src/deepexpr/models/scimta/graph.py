@@ -18,31 +18,65 @@ EXACT_LIMIT = 50_000
 SURF_BLOCK = 4096
 
 
-def knn_graph(embedding: np.ndarray, k: int, metric: str = "euclidean", seed: int = 0, source: str = "PCA") -> sp.csr_matrix:
+def knn_graph(
+    embedding: np.ndarray, k: int, metric: str = "euclidean", seed: int = 0, source: str = "PCA", batches=None
+) -> sp.csr_matrix:
     """Symmetric 0/1 kNN connectivity (self excluded) of the rows of ``embedding``.
 
     Exact neighbours (scikit-learn) up to :data:`EXACT_LIMIT` cells, pynndescent above. Fewer
-    cells than ``k + 1`` is an InputError: the graph would not be a kNN graph.
+    cells than ``k + 1`` is an InputError: the graph would not be a kNN graph. With ``batches``
+    (one label per row, two or more distinct) the graph is batch-balanced: every cell gets its
+    ceil(k / batches) nearest cells of each batch (BBKNN); a batch with no more cells than that is
+    an InputError naming it.
     """
     n = embedding.shape[0]
     if n <= k:
         raise InputError(source, f"{n} cells but k = {k} neighbours requested; need more than k cells (lower k)")
-    if n <= EXACT_LIMIT:
-        from sklearn.neighbors import NearestNeighbors
-
-        _, indices = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(embedding).kneighbors(embedding)
+    names = None if batches is None else np.unique(np.asarray(batches).astype(str))
+    if names is None or len(names) < 2:
+        indices = _nearest(embedding, embedding, k + 1, metric, seed)
+        rows = np.repeat(np.arange(n), k + 1)
     else:
-        from pynndescent import NNDescent
-
-        index = NNDescent(embedding, n_neighbors=k + 1, metric=metric, random_state=seed, low_memory=True)
-        indices, _ = index.neighbor_graph
-    rows = np.repeat(np.arange(n), k + 1)
+        batches = np.asarray(batches).astype(str)
+        per_batch = int(np.ceil(k / len(names)))
+        rows, columns = [], []
+        for name in names:
+            members = np.flatnonzero(batches == name)
+            if members.size <= per_batch:
+                raise InputError(
+                    source, f"batch {str(name)!r} has {members.size} cells; a batch-balanced graph takes {per_batch} "
+                    f"neighbours from each batch (k = {k} over {len(names)} batches): lower k or merge the batch"
+                )
+            # One more than per_batch: a member's nearest member is itself (dropped below).
+            found = members[_nearest(embedding[members], embedding, per_batch + 1, metric, seed)]
+            own = np.zeros(n, bool)
+            own[members] = True
+            found = np.where(own[:, None], found, np.c_[found[:, :per_batch], found[:, :1]])
+            rows.append(np.repeat(np.arange(n), per_batch + 1))
+            columns.append(found.ravel())
+        rows, indices = np.concatenate(rows), np.concatenate(columns)
     graph = sp.csr_matrix((np.ones(rows.size, dtype=np.float32), (rows, indices.ravel())), shape=(n, n))
     graph.setdiag(0)
     graph.eliminate_zeros()
     graph = graph.maximum(graph.T).tocsr()
     graph.data[:] = 1.0
     return graph
+
+
+def _nearest(reference: np.ndarray, queries: np.ndarray, n_neighbors: int, metric: str, seed: int) -> np.ndarray:
+    """Indices into ``reference`` of each query's ``n_neighbors`` nearest rows (a query that is in
+    the reference finds itself first; the caller drops self-loops)."""
+    n_neighbors = min(n_neighbors, reference.shape[0])
+    if reference.shape[0] <= EXACT_LIMIT:
+        from sklearn.neighbors import NearestNeighbors
+
+        return NearestNeighbors(n_neighbors=n_neighbors, metric=metric).fit(reference).kneighbors(queries)[1]
+    from pynndescent import NNDescent
+
+    index = NNDescent(reference, n_neighbors=n_neighbors, metric=metric, random_state=seed, low_memory=True)
+    if queries is reference:
+        return index.neighbor_graph[0]
+    return index.query(queries, k=n_neighbors)[0]
 
 
 def check_graph(graph: sp.spmatrix, source: str = "graph") -> sp.csr_matrix:

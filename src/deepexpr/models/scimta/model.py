@@ -78,11 +78,12 @@ class SCIMTA(BaseModel):
         self.log_norm = _log_normalised(self.counts, self.library)
         self.pca = _pca(self.log_norm, cfg["n_pcs"], seed)
         if cell_graph is None:
-            cell_graph = knn_graph(self.pca, cfg["k"], cfg["metric"], seed, source="scimta PCA embedding")
+            cell_graph = knn_graph(self.pca, cfg["k"], cfg["metric"], seed, "scimta PCA embedding", self.graph_batches())
         self.cell_graph = check_graph(cell_graph, source="scimta cell graph")
         self.target = random_surf_ppmi(self.cell_graph, cfg["surf_steps"], cfg["restart"], dense=dense)
         self.propagation = normalized_adjacency(self.target)
         self.n_clusters = self._number_of_clusters()
+        self.batch_codes, n_batches = self._decoder_batches()
         self.gene_target = self._gene_graph() if cfg["gene_graph"] else None
         self.history = pd.DataFrame(columns=HISTORY_COLUMNS)
         self.training_info: dict = {}
@@ -99,16 +100,34 @@ class SCIMTA(BaseModel):
                 cfg["gene_dim"],
                 cfg["dropout"],
                 zero_inflated=cfg["recon_loss"] == "zinb",
+                n_batches=n_batches,
             )
             self.module.set_centres(torch.zeros(self.n_clusters, cfg["latent_dim"]), cfg["learn_centres"])
 
     @staticmethod
-    def setup_anndata(adata: ad.AnnData, layer: str = "counts", labels_key: str | None = None) -> None:
-        """Register the raw-count layer (and, for faithful K from labels, the label column)."""
+    def setup_anndata(adata: ad.AnnData, layer: str = "counts", labels_key: str | None = None, batch_key: str | None = None) -> None:
+        """Register the raw-count layer, the label column (faithful K from labels) and the batch
+        column (batch-balanced cell graph, ``batch_graph="balanced"``)."""
         _registered_counts(adata, layer)
-        if labels_key is not None and labels_key not in adata.obs.columns:
-            raise InputError(f"obs[{labels_key!r}]", f"label column not found; obs columns are {list(adata.obs.columns)}")
-        SCIMTA._store_registration(adata, {"layer": layer, "labels_key": labels_key})
+        for key in (labels_key, batch_key):
+            if key is not None and key not in adata.obs.columns:
+                raise InputError(f"obs[{key!r}]", f"column not found; obs columns are {list(adata.obs.columns)}")
+        SCIMTA._store_registration(adata, {"layer": layer, "labels_key": labels_key, "batch_key": batch_key})
+
+    def _decoder_batches(self) -> tuple[np.ndarray | None, int]:
+        """(batch index per cell, number of batches) for a batch-conditioned decoder, else (None, 0)."""
+        key = self.setup.get("batch_key")
+        if key is None or not self.config["decoder_batch"]:
+            return None, 0
+        codes, names = pd.factorize(self.adata.obs[key].astype(str), sort=True)
+        return (codes.astype(np.int64), len(names)) if len(names) > 1 else (None, 0)
+
+    def graph_batches(self) -> np.ndarray | None:
+        """Batch of each cell when the cell graph is batch-balanced (else None)."""
+        key = self.setup.get("batch_key")
+        if key is None or self.config["batch_graph"] != "balanced":
+            return None
+        return self.adata.obs[key].astype(str).to_numpy()
 
     @classmethod
     def _setup_from_saved(cls, adata, setup: dict) -> None:
@@ -133,6 +152,7 @@ class SCIMTA(BaseModel):
             return int(self.adata.obs[key].nunique())
         scan = clustering.resolution_scan(self.pca, self.cell_graph, cfg["leiden_resolutions"], cfg["seed"])
         chosen = clustering.label_free_choice(scan)
+        self.leiden_labels = np.asarray(chosen["labels"], dtype=np.int64)
         self.leiden_scan = [{k: v for k, v in row.items() if k != "labels"} for row in scan]
         logger.info("K = %d from Leiden on the PCA kNN graph at resolution %.2f (best silhouette)", chosen["n_clusters"], chosen["resolution"])
         return max(2, chosen["n_clusters"])
@@ -194,7 +214,8 @@ class SCIMTA(BaseModel):
 
     # ------------------------------------------------------------ losses
     def _expression_loss(self, z: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
-        proportions, dropout_logits = self.module.expression(z)
+        batch = None if self.batch_codes is None else torch.as_tensor(self.batch_codes[rows], device=self.device)
+        proportions, dropout_logits = self.module.expression(z, batch)
         if self.config["recon_loss"] == "softmax_ce":
             target = torch.as_tensor(self._zscored[rows], dtype=torch.float32, device=self.device)
             return (-target * torch.log(proportions + 1e-12)).mean()
@@ -366,11 +387,18 @@ class SCIMTA(BaseModel):
 
         cfg = self.config
         z = self._embed_all().cpu().numpy()
-        kmeans = KMeans(self.n_clusters, n_init=10 if cfg["mode"] == "corrected" else 20, random_state=cfg["seed"]).fit(z)
-        self.module.set_centres(torch.as_tensor(kmeans.cluster_centers_, device=self.device), cfg["learn_centres"])
+        leiden = getattr(self, "leiden_labels", None)
+        if cfg["centre_init"] == "leiden" and leiden is not None and len(np.unique(leiden)) == self.n_clusters:
+            # The partition K was chosen from: its clusters' mean z (no second, different clustering).
+            initial = np.unique(leiden, return_inverse=True)[1]
+            centres = np.stack([z[initial == c].mean(axis=0) for c in range(self.n_clusters)])
+        else:
+            kmeans = KMeans(self.n_clusters, n_init=10 if cfg["mode"] == "corrected" else 20, random_state=cfg["seed"]).fit(z)
+            initial, centres = kmeans.labels_, kmeans.cluster_centers_
+        self.module.set_centres(torch.as_tensor(centres, dtype=torch.float32, device=self.device), cfg["learn_centres"])
         optimizer = torch.optim.Adam([p for p in self.module.parameters() if p.requires_grad], lr=cfg["lr_cluster"])
         progress = ProgressReporter(cfg["cluster_epochs"], "scIMTA cluster", log_every, bar=progress_bar)
-        labels, changed, p = kmeans.labels_.astype(np.int64), np.nan, None
+        labels, changed, p = initial.astype(np.int64), np.nan, None
         for epoch in range(1, cfg["cluster_epochs"] + 1):
             if (epoch - 1) % cfg["refresh_every"] == 0:
                 with torch.no_grad():

@@ -59,7 +59,7 @@ class SCIMTAModule(nn.Module):
     """Encoder X -> Dropout -> GraphConvSkip(hidden, ReLU) -> GraphConvSkip(latent) = z.
 
     Graph decoder: h = Dense(graph_hidden)(z), edge logit h_i W h_j. Expression decoder:
-    z -> decoder_hidden (ReLU) -> gene_dim, then logits against the gene embeddings E (genes x
+    z (with the cell's one-hot batch when ``n_batches`` > 0) -> decoder_hidden (ReLU) -> gene_dim, then logits against the gene embeddings E (genes x
     gene_dim) plus a gene bias, softmax over genes = expression proportions (the original ends in
     Dense(G, softmax); factorising that last layer gives each gene the embedding the gene graph
     is reconstructed from). Gene-wise NB inverse dispersion, optional zero-inflation head, and the
@@ -77,15 +77,17 @@ class SCIMTAModule(nn.Module):
         gene_dim: int,
         dropout: float,
         zero_inflated: bool,
+        n_batches: int = 0,
     ):
         super().__init__()
+        self.n_batches = n_batches
         self.dropout = nn.Dropout(dropout)
         self.conv1 = GraphConvSkip(n_inputs, hidden, activation=True)
         self.conv2 = GraphConvSkip(hidden, latent_dim, activation=False)
         self.graph_head = nn.Linear(latent_dim, graph_hidden)
         self.graph_weight = nn.Parameter(torch.eye(graph_hidden))
-        self.decoder = mlp([latent_dim, *decoder_hidden]) if decoder_hidden else nn.Identity()
-        last = decoder_hidden[-1] if decoder_hidden else latent_dim
+        self.decoder = mlp([latent_dim + n_batches, *decoder_hidden]) if decoder_hidden else nn.Identity()
+        last = decoder_hidden[-1] if decoder_hidden else latent_dim + n_batches
         self.to_gene_space = nn.Linear(last, gene_dim)
         self.gene_embedding = nn.Parameter(torch.randn(n_genes, gene_dim) / gene_dim**0.5)
         self.gene_bias = nn.Parameter(torch.zeros(n_genes))
@@ -115,8 +117,11 @@ class SCIMTAModule(nn.Module):
         h = self.graph_head(z)
         return torch.sigmoid(h @ self.graph_weight @ h.T)
 
-    def expression(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(proportions over genes, zero-inflation logits or None)."""
+    def expression(self, z: torch.Tensor, batch: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(proportions over genes, zero-inflation logits or None); ``batch`` = the cells' batch
+        indices when the decoder is batch-conditioned (``n_batches`` > 0)."""
+        if self.n_batches:
+            z = torch.cat([z, F.one_hot(batch, self.n_batches).to(z.dtype)], dim=1)
         hidden = self.decoder(z)
         logits = self.to_gene_space(hidden) @ self.gene_embedding.T + self.gene_bias
         dropout_logits = self.dropout_head(hidden) if self.dropout_head is not None else None

@@ -12,6 +12,16 @@ SWITCHES = {
     # by the first PC's sd): 50 inputs keep each mini-batch's gather small and the first layer stable.
     "encoder_input": ("zscored_hvg", "pca"),
     "gene_graph": (False, True),  # extended mode: gene graph reconstructed jointly
+    # Cell graph over batches (with a registered batch_key): one kNN search over all cells (the
+    # original), or batch-balanced kNN (BBKNN, Polanski et al. 2020), ceil(k / batches) neighbours
+    # from each batch, so that a batch effect does not cut the graph into one component per batch.
+    "batch_graph": ("ignore", "balanced"),
+    # Expression decoder fed the cell's batch as well as z (as scVI's), so that z need not encode
+    # the batch to reconstruct the counts; only with a registered batch_key and two or more batches.
+    "decoder_batch": (False, True),
+    # DEC centres: k-means on z (the original), or the mean z of each cluster of the Leiden
+    # partition K was chosen from (when it was: C6), so the clustering starts from that partition.
+    "centre_init": ("kmeans", "leiden"),
 }
 
 #: Every setting per mode. Faithful = the released scMGCA defaults (500 HVGs are chosen by the
@@ -27,6 +37,9 @@ MODE_DEFAULTS = {
         "graph": "dense",
         "encoder_input": "zscored_hvg",
         "gene_graph": False,
+        "batch_graph": "ignore",
+        "decoder_batch": False,
+        "centre_init": "kmeans",
         "k": 15,
         "n_pcs": 50,
         "metric": "euclidean",
@@ -65,6 +78,9 @@ MODE_DEFAULTS = {
         "graph": "sparse",
         "encoder_input": "pca",
         "gene_graph": True,
+        "batch_graph": "balanced",
+        "decoder_batch": True,
+        "centre_init": "leiden",
         "k": 15,
         "n_pcs": 50,
         "metric": "euclidean",
