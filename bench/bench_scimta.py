@@ -1,23 +1,34 @@
-"""scIMTA scale bench: graph construction and time per epoch at growing cell numbers, peak memory.
+"""scIMTA scale bench: streamed (out-of-core) graph build and training at 100k to 1M cells, peak memory.
 
-Each size runs in its own subprocess (peak RSS from getrusage is per process). Counts are
-generated chunk by chunk straight into CSR (never a dense cells x genes matrix): a few cell types
-with distinct gene programmes, ~``COUNTS_PER_CELL`` Poisson counts per cell over 2,000 genes.
-Writes bench/results/scimta_scale.tsv (one row per size and device, added as each size finishes).
+For every size the counts are simulated chunk by chunk (8 cell types with distinct gene
+programmes, ~``COUNTS_PER_CELL`` Poisson counts per cell over 2,000 genes) and appended straight
+to an .h5ad on disk (``layers/counts``, CSR) by a writer subprocess: the matrix is never whole in
+memory. Then, in a fresh subprocess per size and path (peak RSS from getrusage is per process):
 
-    PYTHONPATH=src python bench/bench_scimta.py 100000 300000 1000000
+- ``streamed``: :class:`StreamedSCIMTA` builds its partition store from the file (PCA from the
+  streamed Gram matrix, k-means partitions, IVF kNN; ``graph_build_s``) and trains one epoch of
+  partition batches (``epoch_s``);
+- ``in_memory`` (the peer, ``--peer`` sizes only): the file is read into an AnnData and the
+  in-memory :class:`SCIMTA` builds its graph and trains one epoch, as before.
 
-Peak RSS includes the data itself (CSR counts + log-normalised copy + PCA), which grows with N by
-construction; ``data_mb`` is reported beside it so the working memory (peak - data) can be read.
+``peak_vs_smallest`` = peak RSS / the peak RSS of the smallest size of the same path in the same
+run (the target: <= 1.25 for the streamed path from 100k to 1M). Rows go to
+bench/results/scimta_scale.tsv as each one finishes; scratch files go under ``--scratch``
+(default /tmp) and are deleted after each size.
+
+    PYTHONPATH=src python bench/bench_scimta.py --peer 100000 300000 -- 100000 300000 1000000
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,99 +36,179 @@ import numpy as np
 
 N_GENES = 2000
 COUNTS_PER_CELL = 150
-CHUNK = 5_000  # a dense chunk is CHUNK x 2,000 int64 (80 MB); larger chunks would dominate the peak RSS
+N_TYPES = 8
+CHUNK = 5_000  # a dense chunk is CHUNK x 2,000 int64 (80 MB) in the writer process
 OUT = Path(__file__).resolve().parent / "results" / "scimta_scale.tsv"
 
 
-def simulate(n_cells: int, seed: int = 0):
+def write_h5ad(path: Path, n_cells: int, seed: int = 0) -> None:
+    """Simulated counts appended chunk by chunk to ``layers/counts`` of an .h5ad (X left empty)."""
     import anndata as ad
+    import h5py
+    import pandas as pd
     import scipy.sparse as sp
 
     rng = np.random.default_rng(seed)
-    programmes = rng.gamma(0.5, 1.0, (8, N_GENES))
+    programmes = rng.gamma(0.5, 1.0, (N_TYPES, N_GENES))
     programmes /= programmes.sum(axis=1, keepdims=True)
-    blocks = []
-    for start in range(0, n_cells, CHUNK):
-        size = min(CHUNK, n_cells - start)
-        types = rng.integers(0, 8, size)
-        counts = rng.poisson(programmes[types] * COUNTS_PER_CELL).astype(np.float32)
-        counts[:, 0] += 1  # no empty cells
-        blocks.append(sp.csr_matrix(counts))
-    matrix = sp.vstack(blocks).tocsr()
-    adata = ad.AnnData(X=matrix)
-    adata.layers["counts"] = matrix
-    return adata
+    skeleton = ad.AnnData(
+        obs=pd.DataFrame(index=[f"cell{i}" for i in range(n_cells)]),
+        var=pd.DataFrame(index=[f"gene{j}" for j in range(N_GENES)]),
+    )
+    skeleton.write_h5ad(path)
+    with h5py.File(path, "a") as handle:
+        for start in range(0, n_cells, CHUNK):
+            size = min(CHUNK, n_cells - start)
+            counts = rng.poisson(programmes[rng.integers(0, N_TYPES, size)] * COUNTS_PER_CELL).astype(np.float32)
+            counts[:, 0] += 1  # no empty cells
+            block = sp.csr_matrix(counts)
+            if start == 0:
+                ad.io.write_elem(handle["layers"], "counts", block)
+                stored = ad.io.sparse_dataset(handle["layers/counts"])
+            else:
+                stored.append(block)
 
 
-def one_size(n_cells: int, device: str) -> dict:
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_streamed(path: Path, store: Path) -> dict:
+    import torch
+
+    from deepexpr.models.scimta.streamed import StreamedSCIMTA
+
+    started = time.perf_counter()
+    model = StreamedSCIMTA.from_h5ad(path, store, seed=0, n_clusters=N_TYPES, gene_graph=False, pretrain_epochs=1, cluster_epochs=0)
+    graph_s = time.perf_counter() - started
+    print(f"  store built in {graph_s:.1f} s ({model.store.n_partitions} partitions), peak RSS {peak_mb():.0f} MB", file=sys.stderr, flush=True)
+    model.module.train()
+    optimizer = torch.optim.Adam(model.module.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    started = time.perf_counter()
+    model._epoch(optimizer, "pretrain", None, generator)
+    epoch_s = time.perf_counter() - started
+    print(f"  epoch in {epoch_s:.1f} s, peak RSS {peak_mb():.0f} MB", file=sys.stderr, flush=True)
+    peak = peak_mb()
+    return {"graph_build_s": graph_s, "epoch_s": epoch_s, "n_partitions": model.store.n_partitions, "peak_rss_mb": peak, "knn_recall": knn_recall(model.store)}
+
+
+def knn_recall(store, n_queries: int = 1000, seed: int = 0) -> float:
+    """Share of the exact k nearest neighbours (PCA, all cells) that the store's IVF kNN found, for
+    random query cells; exact neighbours by a streamed top-k over the partitions (bounded memory,
+    measured after the peak RSS was read)."""
+    queries = np.sort(np.random.default_rng(seed).choice(store.n_cells, n_queries, replace=False))
+    owner = np.searchsorted(store.offsets, queries, side="right") - 1
+    found, points = [], []
+    for partition in np.unique(owner):
+        part = store.read(partition, ("pca", "knn"))
+        rows = queries[owner == partition] - store.offsets[partition]
+        found.append(part["knn"][rows])
+        points.append(part["pca"][rows])
+    found, points = np.vstack(found), np.vstack(points).astype(np.float64)
+    k = found.shape[1]
+    best_distance = np.full((n_queries, k + 1), np.inf)
+    best_index = np.zeros((n_queries, k + 1), dtype=np.int64)
+    for partition in range(store.n_partitions):
+        scores = store.read(partition, ("pca",))["pca"].astype(np.float64)
+        distance = (points**2).sum(1)[:, None] - 2 * points @ scores.T + (scores**2).sum(1)[None, :]
+        merged_distance = np.hstack([best_distance, distance])
+        merged_index = np.hstack([best_index, np.arange(store.offsets[partition], store.offsets[partition + 1])[None, :].repeat(n_queries, 0)])
+        keep = np.argsort(merged_distance, axis=1)[:, : k + 1]
+        best_distance, best_index = np.take_along_axis(merged_distance, keep, 1), np.take_along_axis(merged_index, keep, 1)
+    exact = [set(row[row != query][:k]) for row, query in zip(best_index, queries)]
+    return float(np.mean([len(e & set(f)) / k for e, f in zip(exact, found)]))
+
+
+def measure_in_memory(path: Path) -> dict:
+    import anndata as ad
+    import torch
+
+    from deepexpr.models.scimta import SCIMTA
+
+    adata = ad.read_h5ad(path)
+    SCIMTA.setup_anndata(adata)
+    started = time.perf_counter()
+    model = SCIMTA(adata, seed=0, n_clusters=N_TYPES, gene_graph=False, pretrain_epochs=1, cluster_epochs=0)
+    graph_s = time.perf_counter() - started
+    print(f"  PCA + graph + PPMI in {graph_s:.1f} s, peak RSS {peak_mb():.0f} MB", file=sys.stderr, flush=True)
+    model.module.train()
+    model._prepare_device_data()
+    optimizer = torch.optim.Adam(model.module.parameters(), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    started = time.perf_counter()
+    model._epoch(optimizer, "pretrain", None, generator)
+    epoch_s = time.perf_counter() - started
+    return {"graph_build_s": graph_s, "epoch_s": epoch_s, "n_partitions": np.nan, "peak_rss_mb": peak_mb(), "knn_recall": np.nan}
+
+
+def one_run(path_kind: str, h5ad: Path, store: Path) -> dict:
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    from deepexpr.models.scimta import SCIMTA
+    measured = measure_streamed(h5ad, store) if path_kind == "streamed" else measure_in_memory(h5ad)
+    return {**measured, "threads": torch.get_num_threads()}
 
-    started = time.perf_counter()
-    adata = simulate(n_cells)
-    simulate_s = time.perf_counter() - started
-    print(f"{n_cells}: simulated in {simulate_s:.1f} s", file=sys.stderr, flush=True)
-    data_mb = adata.layers["counts"].data.nbytes * 2 * 2 / 2**20  # counts + log copy, data + indices
-    SCIMTA.setup_anndata(adata)
-    started = time.perf_counter()
-    model = SCIMTA(adata, seed=0, n_clusters=8, gene_graph=False, pretrain_epochs=1, cluster_epochs=0)
-    graph_s = time.perf_counter() - started
-    print(f"{n_cells}: PCA + graph + PPMI in {graph_s:.1f} s", file=sys.stderr, flush=True)
-    model.device = torch.device(device)
-    model.module.to(model.device).train()
-    model._prepare_device_data()
-    optimizer = torch.optim.Adam(model.module.parameters(), lr=1e-3)
-    generator = torch.Generator(device=model.device).manual_seed(0)
-    started = time.perf_counter()
-    model._epoch(optimizer, "pretrain", None, generator)
-    if model.device.type == "cuda":
-        torch.cuda.synchronize()
-    epoch_s = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {
-        "n_cells": n_cells,
-        "n_genes": N_GENES,
-        "device": device if device == "cpu" else torch.cuda.get_device_name(0),
-        "threads": torch.get_num_threads(),
-        "simulate_s": round(simulate_s, 2),
-        "graph_build_s": round(graph_s, 2),
-        "epoch_s": round(epoch_s, 2),
-        "peak_rss_mb": round(peak_mb, 1),
-        "data_mb": round(data_mb, 1),
-        "working_mb": round(peak_mb - data_mb, 1),
-    }
+
+def run(*args: str) -> str:
+    result = subprocess.run([sys.executable, __file__, *args], stdout=subprocess.PIPE, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{args} failed (its stderr is above)")
+    return result.stdout
 
 
 def main(argv: list[str]) -> None:
-    if argv and argv[0] == "--one":
-        print(json.dumps(one_size(int(argv[1]), argv[2])))
+    if argv and argv[0] == "--write":
+        write_h5ad(Path(argv[1]), int(argv[2]))
         return
-    import torch
+    if argv and argv[0] == "--one":
+        print(json.dumps(one_run(argv[1], Path(argv[2]), Path(argv[3]))))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", type=int, nargs="*", default=[100_000, 300_000, 1_000_000])
+    parser.add_argument("--peer", type=int, nargs="*", default=[], help="sizes to run the in-memory SCIMTA at too")
+    parser.add_argument("--scratch", default="/tmp")
+    args = parser.parse_args(argv)
+    smallest: dict[str, float] = {}
+    for n_cells in sorted(args.sizes):
+        scratch = Path(tempfile.mkdtemp(prefix=f"scimta_scale_{n_cells}_", dir=args.scratch))
+        try:
+            h5ad = scratch / "counts.h5ad"
+            started = time.perf_counter()
+            run("--write", str(h5ad), str(n_cells))
+            write_s = time.perf_counter() - started
+            print(f"{n_cells}: simulated and written in {write_s:.1f} s ({h5ad.stat().st_size / 2**20:.0f} MB)", file=sys.stderr, flush=True)
+            for path_kind in ["streamed", *(["in_memory"] if n_cells in args.peer else [])]:
+                measured = json.loads(run("--one", path_kind, str(h5ad), str(scratch / "store")).strip().splitlines()[-1])
+                smallest.setdefault(path_kind, measured["peak_rss_mb"])
+                row = {
+                    "n_cells": n_cells,
+                    "n_genes": N_GENES,
+                    "path": path_kind,
+                    "device": "cpu",
+                    "threads": measured["threads"],
+                    "write_s": round(write_s, 2),
+                    "graph_build_s": round(measured["graph_build_s"], 2),
+                    "epoch_s": round(measured["epoch_s"], 2),
+                    "n_partitions": measured["n_partitions"],
+                    "knn_recall": None if np.isnan(measured["knn_recall"]) else round(measured["knn_recall"], 3),
+                    "peak_rss_mb": round(measured["peak_rss_mb"], 1),
+                    "peak_vs_smallest": round(measured["peak_rss_mb"] / smallest[path_kind], 3),
+                }
+                print(row, flush=True)
+                record(row, first=not OUT.exists() or (n_cells == min(args.sizes) and path_kind == "streamed"))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
-    sizes = [int(a) for a in argv] or [100_000, 300_000, 1_000_000]
-    devices = ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]
-    for device in devices:
-        for n in sizes:
-            result = subprocess.run([sys.executable, __file__, "--one", str(n), device], stdout=subprocess.PIPE, text=True)
-            if result.returncode != 0:
-                raise RuntimeError(f"size {n} on {device} failed (its stderr is above)")
-            row = json.loads(result.stdout.strip().splitlines()[-1])
-            print(row, flush=True)
-            record(row)
 
-
-def record(row: dict) -> None:
-    """Add one size's row to the TSV (replacing an earlier row of the same size and device), so a
-    long run that is stopped keeps the sizes it finished."""
+def record(row: dict, first: bool) -> None:
+    """Append one row to the TSV (a new table at the run's first row), so a long run that is
+    stopped keeps the sizes it finished and every row of the table comes from one run."""
     import pandas as pd
 
     table = pd.DataFrame([row])
-    if OUT.exists():
-        previous = pd.read_csv(OUT, sep="\t")
-        same = (previous["n_cells"] == row["n_cells"]) & (previous["device"] == row["device"])
-        table = pd.concat([previous[~same], table], ignore_index=True).sort_values(["device", "n_cells"])
+    if not first:
+        table = pd.concat([pd.read_csv(OUT, sep="\t"), table], ignore_index=True)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(OUT, sep="\t", index=False)
 

@@ -160,13 +160,7 @@ class SCIMTA(BaseModel):
     def _gene_graph(self) -> sp.csr_matrix:
         """PPMI target of a kNN graph over genes on their Pearson correlation across cells."""
         gram, mean = _gram(self.log_norm)
-        gram = gram - np.outer(mean, mean)
-        sd = np.sqrt(np.clip(np.diag(gram), 1e-12, None))
-        correlation = gram / np.outer(sd, sd)
-        k = min(self.config["gene_k"], len(self.genes) - 1)
-        distance = np.clip(1.0 - correlation, 0.0, None)
-        graph = knn_graph(distance, k, metric="precomputed", source="scimta gene correlation")
-        return random_surf_ppmi(graph, self.config["surf_steps"], self.config["restart"])
+        return gene_graph_from_gram(gram, mean, self.config)
 
     # ------------------------------------------------------------ batches
     def _encoder_input(self, rows: np.ndarray) -> torch.Tensor:
@@ -522,11 +516,30 @@ def _pca(values: sp.csr_matrix, n_pcs: int, seed: int) -> np.ndarray:
     """PCA of sparse log-normalised data from the genes x genes covariance (eigendecomposition),
     projected block by block: no dense cells x genes matrix at any N."""
     gram, mean = _gram(values)
-    covariance = gram - np.outer(mean, mean)
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    n_pcs = min(n_pcs, values.shape[1] - 1, values.shape[0] - 1)
-    components = eigenvectors[:, ::-1][:, :n_pcs]
-    shift = mean @ components
+    components, shift = pca_components(gram, mean, n_pcs, values.shape[0])
     return np.vstack(
         [values[s : s + INFERENCE_CHUNK] @ components - shift for s in range(0, values.shape[0], INFERENCE_CHUNK)]
     ).astype(np.float32)
+
+
+def pca_components(gram: np.ndarray, mean: np.ndarray, n_pcs: int, n_cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """(genes x n_pcs loadings, their shift mean @ loadings) from X^T X / N and the column means:
+    the covariance's leading eigenvectors (shared with the streamed build, which sums the Gram
+    matrix over chunks read from disk)."""
+    covariance = gram - np.outer(mean, mean)
+    _, eigenvectors = np.linalg.eigh(covariance)
+    n_pcs = min(n_pcs, gram.shape[0] - 1, n_cells - 1)
+    components = eigenvectors[:, ::-1][:, :n_pcs]
+    return components, mean @ components
+
+
+def gene_graph_from_gram(gram: np.ndarray, mean: np.ndarray, config: dict) -> sp.csr_matrix:
+    """PPMI target of a kNN graph over genes on their Pearson correlation across cells, from the
+    Gram matrix X^T X / N and column means of the log-normalised data (N-independent)."""
+    covariance = gram - np.outer(mean, mean)
+    sd = np.sqrt(np.clip(np.diag(covariance), 1e-12, None))
+    correlation = covariance / np.outer(sd, sd)
+    k = min(config["gene_k"], gram.shape[0] - 1)
+    distance = np.clip(1.0 - correlation, 0.0, None)
+    graph = knn_graph(distance, k, metric="precomputed", source="scimta gene correlation")
+    return random_surf_ppmi(graph, config["surf_steps"], config["restart"])
