@@ -61,14 +61,14 @@ def plot_imputation(table_path, out=None, dataset: str = ""):
     shown = [(name, colour) for name, colour in (("observed", "#999999"), ("zero_fill", "#0072B2"), ("alra", "#D55E00")) if name in set(table["values"])]
     width = 0.8 / len(shown)
     fig, axes = new_figure(1, 2, figsize=(12, 4.2))
-    for ax, metric, label in zip(axes, ["median_gene_pearson", "mse"], ["median per-gene Pearson r (higher is better)", "MSE (lower is better)"]):
+    for ax, metric, label in zip(axes, ["median_gene_pearson", "mse"], ["median per-gene Pearson r", "MSE"]):
         for number, (name, colour) in enumerate(shown):
             values = [table[(table["group"] == g) & (table["values"] == name)][metric].iloc[0] for g in groups]
             ax.bar(np.arange(len(groups)) + (number - (len(shown) - 1) / 2) * width, values, width, color=colour, label=name)
         ax.set_xticks(range(len(groups)), groups, rotation=35, ha="right", fontsize=7)
         ax.set_ylabel(label)
     axes[0].legend(frameon=False)
-    set_title(fig, "Imputation vs none, against the simulated true counts", dataset)
+    set_title(fig, "Imputation vs none, against the simulated true counts (r: higher is better; MSE: lower is better)", dataset)
     savefig(fig, out)
     return {}
 
