@@ -568,6 +568,12 @@ def scimta_page(results, config) -> tuple[list[str], list[Path]]:
         columns = ["method", "selection", "resolution", "n_clusters", "silhouette", "ari", "nmi"]
         body += markdown_table(columns, [[fmt(r[c]) if c not in ("method", "selection") else str(r[c]) for c in columns] for r in scores.to_dict(orient="records")])
         body += ["", f"From `{base / 'scores.tsv'}`.", ""]
+        # scIMTA runs pooled per mode (scimta_{mode}_seed{k}) beside each comparator's label-free row.
+        label_free = scores[scores["selection"] == "label_free"]
+        groups = label_free["method"].str.replace(r"_seed\d+$", "", regex=True)
+        summary = [[group, str(len(part)), mean_sd(part["ari"]), mean_sd(part["nmi"])] for group, part in label_free.groupby(groups, sort=False)]
+        body += ["Label-free rows, scIMTA pooled over seeds (mean ± sd):", ""]
+        body += markdown_table(["method", "runs", "ari", "nmi"], summary) + [""]
         for name, title in (("batch.tsv", "Batch mixing of the embeddings (scib-metrics; `pca` is the unintegrated reference, so its pcr_comparison is 0 by definition; iLISI 0 means every cell's 30 nearest neighbours are from its own batch)"), ("imputation.tsv", "Low-rank imputation (zero_fill, the default, and the published ALRA) vs none, against the simulated true counts"), ("search.tsv", "Label-free search (objective: silhouette; ARI/NMI only reported)")):
             path = base / name
             if not path.exists():
