@@ -1,6 +1,7 @@
 # Study scimta: scIMTA graph-autoencoder clustering (docs/models/scimta.md) on single-cell datasets
-# with a `scimta` block: ALRA-like imputation, kNN cell graph, training, gene communities, ARI/NMI
-# beside Leiden on PCA and on the scVI latent, batch metrics, label-free search and figures.
+# with a `scimta` block: low-rank imputation, kNN cell graph (batch-balanced in corrected mode), training,
+# gene communities, ARI/NMI beside Leiden on PCA, on the balanced graph and on the scVI latent, batch
+# metrics, label-free search and figures.
 # Helpers: rules/helpers/scimta.smk.
 
 
@@ -53,7 +54,9 @@ rule scimta_imputation_error:
         "../envs/singlecell.yaml"
     threads: 1
     params:
-        mask_fractions=lambda wildcards: scimta_block(wildcards)["imputation_mask_fractions"],
+        mask_fractions=lambda wildcards: scimta_block(wildcards)[
+            "imputation_mask_fractions"
+        ],
         depths=lambda wildcards: scimta_block(wildcards)["imputation_depths"],
         rank=lambda wildcards: scimta_block(wildcards)["alra_rank"],
         seed=config["seed"],
