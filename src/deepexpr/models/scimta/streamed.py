@@ -41,8 +41,11 @@ from deepexpr.models.scimta.store import CENTROID_SAMPLE, CountsReader, Partitio
 
 logger = logging.getLogger(__name__)
 
-#: Settings of the streamed path only (on top of the corrected mode's table).
-STREAMED_DEFAULTS = {"partition_size": 1024, "partitions_per_batch": 2, "n_probe": 8}
+#: Settings of the streamed path only (on top of the corrected mode's table). Many small partitions
+#: per batch, as Cluster-GCN recommends: a k-means partition holds one cell type, so a batch of few
+#: large ones has its negative pairs within one or two types and training pulls the types together
+#: (docs/decisions/scimta.md, "Batch composition").
+STREAMED_DEFAULTS = {"partition_size": 256, "partitions_per_batch": 8, "n_probe": 16}
 #: What the streamed path needs of the switches (the in-memory SCIMTA covers the others).
 REQUIRED = {"graph": "sparse", "encoder_input": "pca", "target_refresh": "current"}
 
