@@ -9,8 +9,8 @@ memory. Then, in a fresh subprocess per size and path (peak RSS from getrusage i
   streamed Gram matrix, k-means partitions, IVF kNN; ``graph_build_s``) and trains one epoch of
   partition batches (``epoch_s``); after the peak RSS is read, the quality at that size: kNN
   recall and same-type share of the IVF neighbours (vs the exact ones), the time of ``predict``
-  (``predict_s``), and the ARI with the
-  simulated types of scIMTA's clusters and of k-means on the PCA scores (the peer);
+  (``predict_s``), and the ARI with the simulated types of scIMTA's clusters and of k-means on
+  the PCA scores (the peer);
 - ``in_memory`` (the peer, ``--peer`` sizes only): the file is read into an AnnData and the
   in-memory :class:`SCIMTA` builds its graph and trains one epoch, as before.
 
@@ -153,10 +153,10 @@ def knn_quality(store, cell_type: np.ndarray, n_queries: int = 1000, seed: int =
 
 def clustering_quality(model, generator, cell_type: np.ndarray) -> dict:
     """ARI with the simulated types (K = their number for both) of scIMTA's clusters after the one
-    pretraining epoch (centres by k-means on z of the fixed-size sample, no DEC epoch: ``scimta_ari``; ``predict_s`` times the
-    streamed inference pass)
-    and, as the peer a user would pick at this size, of k-means fitted on the store's fixed-size PCA
-    subsample and applied to every cell's PCA scores partition by partition (``pca_kmeans_ari``)."""
+    pretraining epoch (centres by k-means on z of the fixed-size sample, no DEC epoch:
+    ``scimta_ari``; ``predict_s`` times the streamed inference pass) and, as the peer a user would
+    pick at this size, of k-means fitted on the store's fixed-size PCA subsample and applied to every
+    cell's PCA scores partition by partition (``pca_kmeans_ari``)."""
     from sklearn.cluster import KMeans
     from sklearn.metrics import adjusted_rand_score
 
